@@ -1,0 +1,250 @@
+"""The ``micwatch`` command line.
+
+Subcommands: ``analyze`` (offline analysis of capture files), ``capture`` (the live daemon),
+``devices`` and ``destinations`` (read the store), ``config`` (print the default file, check a
+file) and ``demo`` (analyse the bundled sample captures). Every configuration option is also a
+flag (``--section-name``), generated from the option registry. Errors the user can fix are
+printed in one plain sentence on standard error with exit status 2; nothing but results goes to
+standard output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from monitor import __version__
+from monitor.config import OPTIONS, Config, defaults_toml, load
+from monitor.errors import MicwatchError
+
+log = logging.getLogger("micwatch")
+
+
+def _add_option_flags(parser: argparse.ArgumentParser, sections: Sequence[str]) -> None:
+    group = parser.add_argument_group("configuration (also MICWATCH_* variables or the TOML file)")
+    for option in OPTIONS:
+        if option.section not in sections:
+            continue
+        flags = [option.flag]
+        if option.alias and option.alias != option.flag:
+            flags.insert(0, option.alias)
+        group.add_argument(
+            *flags,
+            dest="opt__" + option.key.replace(".", "__"),
+            default=None,
+            metavar=option.kind.upper(),
+            help=f"{option.help} ({option.accepts()}; default {option.default!r})",
+        )
+
+
+def _config_from(args: argparse.Namespace) -> Config:
+    cli = {
+        key[5:].replace("__", "."): value
+        for key, value in vars(args).items()
+        if key.startswith("opt__") and value is not None
+    }
+    return load(getattr(args, "config", None), cli=cli)
+
+
+_RUN_SECTIONS = (
+    "capture",
+    "flows",
+    "network",
+    "enrich",
+    "store",
+    "classify",
+    "detect",
+    "rules",
+    "notify",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="micwatch",
+        description="Tells a household when a connected device is listening and sending what it "
+        "hears away.",
+    )
+    parser.add_argument("--version", action="version", version=f"micwatch {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="configuration file (TOML)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    analyze = sub.add_parser("analyze", help="analyse capture files (pcap, pcapng, gzip, -)")
+    analyze.add_argument("files", nargs="+", metavar="FILE", help="capture files; - for stdin")
+    analyze.add_argument("--format", choices=("text", "json", "jsonl"), default="text")
+    analyze.add_argument("--flows", action="store_true", help="also print every flow (json/jsonl)")
+    analyze.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    _add_option_flags(analyze, _RUN_SECTIONS)
+
+    capture = sub.add_parser("capture", help="run the capture daemon (live interface or -r)")
+    capture.add_argument(
+        "-r",
+        "--read",
+        nargs="+",
+        metavar="FILE",
+        help="read capture files or - (a router's tcpdump piped in)",
+    )
+    capture.add_argument(
+        "--format", choices=("text", "jsonl"), default="text", help="what to print as events happen"
+    )
+    capture.add_argument("--no-store", action="store_true", help="do not write the database")
+    _add_option_flags(capture, _RUN_SECTIONS)
+
+    devices = sub.add_parser("devices", help="list the devices in the store")
+    devices.add_argument("--format", choices=("text", "json"), default="text")
+    _add_option_flags(devices, ("store",))
+
+    destinations = sub.add_parser("destinations", help="list the destinations in the store")
+    destinations.add_argument("--device", metavar="MAC", help="only this device's destinations")
+    destinations.add_argument("--format", choices=("text", "json"), default="text")
+    _add_option_flags(destinations, ("store",))
+
+    config = sub.add_parser("config", help="print the default configuration or check one")
+    config.add_argument("--defaults", action="store_true", help="print the commented defaults")
+    config.add_argument("--check", action="store_true", help="validate the configuration")
+
+    demo = sub.add_parser("demo", help="analyse the sample captures shipped with micwatch")
+    demo.add_argument("--format", choices=("text", "json", "jsonl"), default="text")
+    _add_option_flags(demo, ("enrich",))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(asctime)s micwatch %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return _COMMANDS[args.command](args)
+    except MicwatchError as exc:
+        print(f"micwatch: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from monitor.analyze import analyze_files
+
+    config = _config_from(args)
+    progress = not args.no_progress and sys.stderr.isatty()
+    analyze_files(
+        config, args.files, fmt=args.format, flows=args.flows, progress=progress, out=sys.stdout
+    )
+    return 0
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from monitor.daemon import run_daemon
+
+    config = _config_from(args)
+    return run_daemon(config, read=args.read, fmt=args.format, use_store=not args.no_store)
+
+
+def _open_store_for_reading(args: argparse.Namespace) -> Any:
+    from monitor.store import open_store
+
+    return open_store(_config_from(args), writer=False)
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    store = _open_store_for_reading(args)
+    try:
+        rows = store.devices()
+    finally:
+        store.close()
+    if args.format == "json":
+        json.dump(rows, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return 0
+    for row in rows:
+        name = row.get("label") or row.get("name") or row.get("hostname") or row["mac"]
+        print(
+            f"{name}  [{row.get('category') or 'unknown'}]  {row['mac']}  {row.get('vendor') or ''}"
+        )
+    return 0
+
+
+def cmd_destinations(args: argparse.Namespace) -> int:
+    store = _open_store_for_reading(args)
+    try:
+        rows = store.destinations(args.device)
+    finally:
+        store.close()
+    if args.format == "json":
+        json.dump(rows, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return 0
+    for row in rows:
+        names = row.get("names") or []
+        name = names[0] if names else row["ip"]
+        flag = " FOREIGN" if row.get("foreign") else ""
+        print(f"{name}  {row['ip']}  [{row.get('country') or '??'}]  {row.get('org') or ''}{flag}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.defaults or not args.check:
+        sys.stdout.write(defaults_toml())
+        return 0
+    config = load(args.config)
+    print(f"configuration is valid ({len(config)} options)")
+    return 0
+
+
+def sample_captures() -> list[Path]:
+    """The capture files shipped with the package for the demo, sorted by name."""
+    folder = resources.files("monitor") / "samples"
+    return sorted(
+        Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith((".pcap", ".pcapng"))
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from monitor.analyze import analyze_files
+
+    config = _config_from(args)
+    if config.sources.get("enrich.home") == "default":
+        config = config.replace(enrich__home=["FR"])
+    files = [str(p) for p in sample_captures()]
+    if args.format == "text":
+        print(
+            "micwatch demo: analysing the sample captures shipped with micwatch "
+            "(home set: " + ", ".join(config["enrich.home"]) + ")"
+        )
+        for path in files:
+            print(f"  {Path(path).name}")
+        print("Licences and provenance: see NOTICE in the samples folder.\n")
+    analyze_files(
+        config, files, fmt=args.format, flows=False, progress=sys.stderr.isatty(), out=sys.stdout
+    )
+    return 0
+
+
+_COMMANDS = {
+    "analyze": cmd_analyze,
+    "capture": cmd_capture,
+    "devices": cmd_devices,
+    "destinations": cmd_destinations,
+    "config": cmd_config,
+    "demo": cmd_demo,
+}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""Assembles one run: configuration -> handlers in their order -> pipeline.
+
+The handler order is the data flow of DESIGN.md: names, the device inventory, classification,
+burst detection, rules, then the store and whatever prints the run. :func:`build` is the one
+place that knows it, shared by ``analyze``, ``capture`` and the demo.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.config import Config
+from monitor.detect import BurstDetector, DetectSettings
+from monitor.devices import DeviceInventory
+from monitor.enrich import Enricher
+from monitor.events import HandlerChain
+from monitor.flows import HomeNetworks
+from monitor.homeset import resolve_home
+from monitor.names import NamesHandler, NameTable
+from monitor.pipeline import Pipeline
+from monitor.vendors import VendorTable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Everything one run holds: the pipeline, its chain and the named parts."""
+
+    config: Config
+    chain: HandlerChain
+    pipeline: Pipeline
+    inventory: DeviceInventory
+    names: NameTable
+    enricher: Enricher
+    home_set: frozenset[str]
+    store: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def build(
+    config: Config,
+    *,
+    lan: list[str] | None = None,
+    store: Any = None,
+    sinks: tuple[Any, ...] = (),
+) -> Runtime:
+    """Build the handler chain and pipeline for ``config``.
+
+    ``lan`` overrides ``network.lan`` (the live daemon passes the interface's networks);
+    ``store`` is an open :class:`monitor.store.Store` or None; ``sinks`` are extra handlers that
+    run last (printers, collectors).
+    """
+    home_networks = HomeNetworks(list(config["network.lan"]) or lan or None)
+    home_set = resolve_home(list(config["enrich.home"]))
+    enricher = Enricher(
+        home_set,
+        lan_networks=list(home_networks.networks) if (config["network.lan"] or lan) else None,
+        maxmind_db=config["enrich.maxmind_db"],
+    )
+    vendors = VendorTable(config["enrich.oui_file"])
+    names = NameTable()
+    chain = HandlerChain()
+    known = frozenset(store.known_macs()) if store is not None else frozenset()
+    inventory = DeviceInventory(
+        vendors=vendors,
+        enricher=enricher,
+        names=names,
+        home=home_networks,
+        emit=chain.emit,
+        known_macs=known,
+    )
+    chain.add(NamesHandler(names))
+    chain.add(inventory)
+    for handler in _feature_handlers(config, chain, inventory):
+        chain.add(handler)
+    if store is not None:
+        chain.add(store)
+    for sink in sinks:
+        chain.add(sink)
+    pipeline = Pipeline(
+        chain,
+        home=home_networks,
+        idle_timeout_tcp=config["flows.idle_timeout_tcp"],
+        idle_timeout_udp=config["flows.idle_timeout_udp"],
+        active_timeout=config["flows.active_timeout"],
+        max_flows=config["flows.max_flows"],
+        bin_seconds=config["flows.bin_seconds"],
+    )
+    return Runtime(config, chain, pipeline, inventory, names, enricher, home_set, store)
+
+
+def _feature_handlers(config: Config, chain: HandlerChain, inventory: DeviceInventory) -> list:
+    """Classification, detection and rules, in that order."""
+    detector = BurstDetector(
+        DetectSettings.from_config(config),
+        device_of=inventory.devices.get,
+        destination_of=inventory.destination,
+        emit=chain.emit,
+    )
+    return [detector]
