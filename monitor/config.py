@@ -359,9 +359,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "detect.audio_min_s",
         "float",
-        1.5,
-        "Shortest burst that can be audio (seconds).",
-        minimum=0.5,
+        3.0,
+        "Fewest sustained seconds (at or above the floor) of an audio burst.",
+        minimum=1,
     ),
     Option(
         "detect.audio_max_s",
@@ -405,6 +405,35 @@ OPTIONS: tuple[Option, ...] = (
         8.0,
         "Voice bitrate (kB/s) used to turn bytes into audio_seconds.",
         minimum=0.5,
+    ),
+    Option(
+        "detect.audio_min_density",
+        "float",
+        0.6,
+        "Share of an audio burst's seconds that must be at or above the floor.",
+        minimum=0,
+        maximum=1,
+    ),
+    Option(
+        "detect.audio_dominance",
+        "float",
+        4.0,
+        "A second is upstream-dominant when it sends this many times more than it receives.",
+        minimum=1,
+    ),
+    Option(
+        "detect.audio_min_dominant",
+        "float",
+        0.75,
+        "Share of an audio burst's sustained seconds that must be upstream-dominant.",
+        minimum=0,
+        maximum=1,
+    ),
+    Option(
+        "detect.no_mic_categories",
+        "list",
+        ["plug", "light", "sensor", "meter", "printer", "network"],
+        "Device categories without a microphone: their bursts are never called audio.",
     ),
     Option(
         "detect.include_local",

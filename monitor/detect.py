@@ -8,10 +8,12 @@ and heartbeats are baseline, not bursts), opens a burst when the upstream rate r
 the floor and a multiple of that baseline, extends it while the rate stays above half the floor,
 and closes it after a quiet gap. A closed burst is classified by its shape:
 
-* ``audio``: lasts between ``audio_min_s`` and ``audio_max_s`` at a mean upstream rate between
-  ``audio_min_kBps`` and ``audio_max_kBps``, upstream-dominant (speech after a wake word, a
-  talking toy, a live microphone);
-* ``video``: above the audio rate for at least ``video_min_s`` (camera clips and streams);
+* ``audio``: at least ``audio_min_s`` strong seconds filling most of the burst, at most
+  ``audio_max_s`` long, at a mean upstream rate between ``audio_min_kBps`` and
+  ``audio_max_kBps``, upstream-dominant (speech after a wake word, a talking toy, a live
+  microphone), from a device that may have a microphone (not a plug, bulb or sensor);
+* ``video``: above the audio rate for at least ``video_min_s`` strong seconds (camera clips and
+  streams);
 * ``bulk``: anything else of reportable size (backups, logs, firmware).
 
 Guarantees: every threshold is a configuration option (``detect.*``); a burst is emitted once, at
@@ -48,7 +50,7 @@ class DetectSettings:
     gap_s: float = 3.0
     min_bytes: int = 8000
     max_duration_s: float = 600.0
-    audio_min_s: float = 1.5
+    audio_min_s: float = 3.0
     audio_max_s: float = 300.0
     audio_min_bps: float = 1500.0
     audio_max_bps: float = 48000.0
@@ -56,6 +58,12 @@ class DetectSettings:
     video_min_s: float = 3.0
     voice_bps: float = 8000.0
     include_local: bool = False
+    audio_min_density: float = 0.6
+    audio_dominance: float = 4.0
+    audio_min_dominant: float = 0.75
+    no_mic_categories: frozenset[str] = frozenset(
+        {"plug", "light", "sensor", "meter", "printer", "network"}
+    )
 
     @classmethod
     def from_config(cls, config: Config) -> DetectSettings:
@@ -75,13 +83,22 @@ class DetectSettings:
             video_min_s=config["detect.video_min_s"],
             voice_bps=config["detect.voice_kBps"] * 1000,
             include_local=config["detect.include_local"],
+            audio_min_density=config["detect.audio_min_density"],
+            audio_dominance=config["detect.audio_dominance"],
+            audio_min_dominant=config["detect.audio_min_dominant"],
+            no_mic_categories=frozenset(config["detect.no_mic_categories"]),
         )
 
 
 @dataclass
 class _Burst:
+    """An open burst. ``last`` is its last strong second (upstream at or above the floor);
+    ``pending`` holds the weaker seconds seen since, added only if a strong second follows."""
+
     start: int
     last: int
+    strong: int = 0
+    dominant: int = 0
     bytes_up: int = 0
     bytes_down: int = 0
     packets_up: int = 0
@@ -89,6 +106,18 @@ class _Burst:
     by_ip: dict[str, int] = field(default_factory=dict)
     services: set[str] = field(default_factory=set)
     transports: set[str] = field(default_factory=set)
+    pending: list[tuple[int, int, int, list]] = field(default_factory=list)
+
+    def add(self, up: int, down: int, pkts: int, entries: list) -> None:
+        self.bytes_up += up
+        self.bytes_down += down
+        self.packets_up += pkts
+        self.peak = max(self.peak, up)
+        for flow, destination, b in entries:
+            self.by_ip[destination.ip] = self.by_ip.get(destination.ip, 0) + b[1]
+            if flow.service:
+                self.services.add(flow.service)
+            self.transports.add(flow.proto)
 
 
 @dataclass
@@ -102,18 +131,40 @@ class _Pair:
     cached_threshold: float | None = None
 
 
-def shape_of(settings: DetectSettings, duration_s: float, bytes_up: int, bytes_down: int) -> str:
-    """``audio``, ``video`` or ``bulk`` for a burst with these totals (see module docstring)."""
+def shape_of(
+    settings: DetectSettings,
+    duration_s: float,
+    bytes_up: int,
+    bytes_down: int,
+    strong_seconds: int | None = None,
+    category: str = "unknown",
+    dominant_seconds: int | None = None,
+) -> str:
+    """``audio``, ``video`` or ``bulk`` for a burst (see the module docstring).
+
+    ``strong_seconds`` counts the seconds at or above the floor (default: all of them); audio
+    and video need that many sustained seconds, and audio needs them to fill at least
+    ``audio_min_density`` of the burst, most of them (``audio_min_dominant``) upstream-dominant
+    (``audio_dominance`` times more up than down: speech streams up while little comes back,
+    where a chatty exchange of requests and replies does not). A device whose ``category`` has no microphone (a plug, a
+    bulb, a sensor...) never sends audio: its bursts are bulk.
+    """
+    strong = duration_s if strong_seconds is None else strong_seconds
+    dominant = strong if dominant_seconds is None else dominant_seconds
     mean = bytes_up / duration_s
     total = bytes_up + bytes_down
     up_ratio = bytes_up / total if total else 1.0
     if (
-        settings.audio_min_s <= duration_s <= settings.audio_max_s
+        category not in settings.no_mic_categories
+        and settings.audio_min_s <= strong
+        and duration_s <= settings.audio_max_s
+        and strong / duration_s >= settings.audio_min_density
         and settings.audio_min_bps <= mean <= settings.audio_max_bps
         and up_ratio >= settings.audio_min_up_ratio
+        and dominant >= settings.audio_min_dominant * strong
     ):
         return "audio"
-    if mean > settings.audio_max_bps and duration_s >= settings.video_min_s:
+    if mean > settings.audio_max_bps and strong >= settings.video_min_s:
         return "video"
     return "bulk"
 
@@ -198,26 +249,27 @@ class BurstDetector:
         pair = self._pair(key)
         pair.last_second = second
         burst = pair.burst
+        floor = self.settings.floor_bps
         if burst is None:
             if up >= self._threshold(pair, second):
-                burst = pair.burst = _Burst(start=second, last=second)
+                burst = pair.burst = _Burst(start=second, last=second, strong=1)
+                burst.dominant = int(up >= self.settings.audio_dominance * down)
+                burst.add(up, down, pkts, entries)
                 self.open[key] = pair
-            else:
-                if up:
-                    pair.baseline.append((second, up))
-                    pair.cached_threshold = None
-                return
-        elif up >= self.settings.floor_bps / 2:
+            elif up:
+                pair.baseline.append((second, up))
+                pair.cached_threshold = None
+            return
+        if up >= floor:
+            for pending in burst.pending:
+                burst.add(*pending)
+            burst.pending.clear()
+            burst.add(up, down, pkts, entries)
             burst.last = second
-        burst.bytes_up += up
-        burst.bytes_down += down
-        burst.packets_up += pkts
-        burst.peak = max(burst.peak, up)
-        for flow, destination, b in entries:
-            burst.by_ip[destination.ip] = burst.by_ip.get(destination.ip, 0) + b[1]
-            if flow.service:
-                burst.services.add(flow.service)
-            burst.transports.add(flow.proto)
+            burst.strong += 1
+            burst.dominant += up >= self.settings.audio_dominance * down
+        else:
+            burst.pending.append((up, down, pkts, entries))
         if second - burst.start + 1 >= self.settings.max_duration_s:
             # A stream this long is the pair's new normal: it becomes baseline, so a steady
             # stream is reported once, not once per max_duration.
@@ -251,7 +303,16 @@ class BurstDetector:
         duration = float(burst.last - burst.start + 1)
         main_ip = max(burst.by_ip.items(), key=lambda item: item[1])[0]
         destination = self.destination_of(main_ip, float(burst.last))
-        shape = shape_of(settings, duration, burst.bytes_up, burst.bytes_down)
+        category = device.user_category or device.category
+        shape = shape_of(
+            settings,
+            duration,
+            burst.bytes_up,
+            burst.bytes_down,
+            burst.strong,
+            category,
+            burst.dominant,
+        )
         self.emitted += 1
         self.emit(
             UploadBurst(

@@ -65,7 +65,10 @@ def _is_unicast_mac(mac: str) -> bool:
 
 
 def _is_server_name(name: str) -> bool:
-    return "." in name and not name.endswith((".arpa", ".local")) and len(name) <= 253
+    """A DNS name worth listing: dotted, not reverse-DNS or mDNS, not an address literal."""
+    if "." not in name or name.endswith((".arpa", ".local")) or len(name) > 253:
+        return False
+    return not (name.replace(".", "").isdigit() or ":" in name)
 
 
 class DeviceInventory:
