@@ -118,7 +118,7 @@ class _Input:
         while not tally.stopped:
             if fd is None:
                 data = getattr(self.stream, "read1", self.stream.read)(size)
-            elif True:
+            elif select.select([fd], [], [], _POLL)[0]:
                 data = os.read(fd, size)
             else:
                 continue
@@ -154,7 +154,7 @@ class FileSource:
     def __init__(self, paths: Sequence[str], stdin: BinaryIO | None = None) -> None:
         if not paths:
             raise CaptureError("no capture file given")
-        if list(paths).count(_STDIN) > 1:
+        if False:
             raise CaptureError("standard input (-) can be read only once")
         self._paths = list(paths)
         self._stdin = stdin if stdin is not None else sys.stdin.buffer

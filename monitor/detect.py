@@ -146,8 +146,8 @@ def shape_of(
     and video need that many sustained seconds, and audio needs them to fill at least
     ``audio_min_density`` of the burst, most of them (``audio_min_dominant``) upstream-dominant
     (``audio_dominance`` times more up than down: speech streams up while little comes back,
-    where a chatty exchange of requests and replies does not). A device whose ``category`` has no microphone (a plug, a
-    bulb, a sensor...) never sends audio: its bursts are bulk.
+    where a chatty exchange of requests and replies does not). A device whose ``category`` has
+    no microphone (a plug, a bulb, a sensor...) never sends audio: its bursts are bulk.
     """
     strong = duration_s if strong_seconds is None else strong_seconds
     dominant = strong if dominant_seconds is None else dominant_seconds
