@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=("text", "jsonl"), default="text", help="what to print as events happen"
     )
     capture.add_argument("--no-store", action="store_true", help="do not write the database")
+    capture.add_argument("--flows", action="store_true", help="also print every flow (jsonl)")
     _add_option_flags(capture, _RUN_SECTIONS)
 
     devices = sub.add_parser("devices", help="list the devices in the store")
@@ -153,7 +154,9 @@ def cmd_capture(args: argparse.Namespace) -> int:
     from monitor.daemon import run_daemon
 
     config = _config_from(args)
-    return run_daemon(config, read=args.read, fmt=args.format, use_store=not args.no_store)
+    return run_daemon(
+        config, read=args.read, fmt=args.format, use_store=not args.no_store, flows=args.flows
+    )
 
 
 def _open_store_for_reading(args: argparse.Namespace) -> Any:

@@ -1,7 +1,8 @@
 """The capture daemon: live interface (or files/stdin) -> pipeline -> store, until told to stop.
 
 Signals: SIGTERM and SIGINT stop the capture cleanly (every flow ended, open bursts closed,
-queued writes flushed, then exit 0); SIGUSR1 logs the capture statistics; SIGHUP reloads what can
+queued writes flushed, then, with ``--format jsonl``, the devices and a ``summary`` record are
+printed and the daemon exits 0); SIGUSR1 logs the capture statistics; SIGHUP reloads what can
 be reloaded (rules) without dropping state. Guarantee: after a clean stop, everything the
 pipeline emitted has been handed to the store and flushed.
 """
@@ -59,6 +60,7 @@ def run_daemon(
     read: Sequence[str] | None = None,
     fmt: str = "text",
     use_store: bool = True,
+    flows: bool = False,
 ) -> int:
     """Run until the source ends or a stop signal arrives; returns the exit status."""
     interface = config["capture.interface"]
@@ -84,7 +86,9 @@ def run_daemon(
         from monitor.store import open_store
 
         store = open_store(config, writer=True)
-    printer = JsonLinesPrinter(sys.stdout) if fmt == "jsonl" else EventPrinter(sys.stdout)
+    printer = (
+        JsonLinesPrinter(sys.stdout, flows=flows) if fmt == "jsonl" else EventPrinter(sys.stdout)
+    )
     reporter = StatsReporter(config["capture.stats_interval"])
     runtime = build(config, lan=lan, store=store, sinks=(printer, reporter))
     reporter.pipeline = runtime.pipeline
@@ -110,4 +114,9 @@ def run_daemon(
         source.close()
         if store is not None:
             store.close()
+    if isinstance(printer, JsonLinesPrinter):
+        for device in runtime.inventory.devices.values():
+            printer.write({"kind": "device", **device.to_record()})
+        printer.write({"kind": "summary", **runtime.pipeline.stats()})
+    sys.stdout.flush()
     return 0
