@@ -154,7 +154,7 @@ class FileSource:
     def __init__(self, paths: Sequence[str], stdin: BinaryIO | None = None) -> None:
         if not paths:
             raise CaptureError("no capture file given")
-        if False:
+        if list(paths).count(_STDIN) > 1:
             raise CaptureError("standard input (-) can be read only once")
         self._paths = list(paths)
         self._stdin = stdin if stdin is not None else sys.stdin.buffer

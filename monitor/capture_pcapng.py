@@ -52,11 +52,22 @@ _OPT_TSOFFSET = 14
 # One interface: (link type, snaplen, timestamp units per second, timestamp offset in seconds).
 _Interface = tuple[int, int, int, int]
 
+# Per byte order: unpackers of the block header, enhanced and obsolete packet block fields.
+_UNPACK = {
+    order: (
+        struct.Struct(order + "II").unpack_from,
+        struct.Struct(order + "IIII").unpack_from,
+        struct.Struct(order + "HHIII").unpack_from,
+    )
+    for order in PCAPNG_BYTE_ORDERS.values()
+}
+
 
 def read_pcapng(chunks: Iterator[bytes], tally: Tally) -> Iterator[Record]:
     """Yield the records of a pcapng stream delivered as ``chunks`` (see module guarantees)."""
     buf, pos, end = b"", 0, 0
     order = "<"
+    header, enhanced, obsolete = _UNPACK[order]
     interfaces: list[_Interface] = []
     ts = 0.0
     while not tally.stopped:
@@ -72,7 +83,8 @@ def read_pcapng(chunks: Iterator[bytes], tally: Tally) -> Iterator[Record]:
             if not order:
                 tally.truncated += 1
                 return
-        btype, blen = struct.unpack_from(order + "II", buf, pos)
+            header, enhanced, obsolete = _UNPACK[order]
+        btype, blen = header(buf, pos)
         if blen % 4 or not _MIN_LENGTH.get(btype, 12) <= blen <= MAX_BLOCK:
             tally.truncated += 1
             return
@@ -83,10 +95,10 @@ def read_pcapng(chunks: Iterator[bytes], tally: Tally) -> Iterator[Record]:
                 tally.end_of_data(end)
                 return
         if btype == _BLOCK_ENHANCED_PACKET:
-            iface, hi, lo, caplen = struct.unpack_from(order + "IIII", buf, pos + 8)
+            iface, hi, lo, caplen = enhanced(buf, pos + 8)
             start = pos + 28
         elif btype == _BLOCK_OBSOLETE_PACKET:
-            iface, _drops, hi, lo, caplen = struct.unpack_from(order + "HHIII", buf, pos + 8)
+            iface, _drops, hi, lo, caplen = obsolete(buf, pos + 8)
             start = pos + 28
         elif btype == _BLOCK_SIMPLE_PACKET:
             wire = struct.unpack_from(order + "I", buf, pos + 8)[0]

@@ -78,6 +78,8 @@ _unpack_ipv6 = struct.Struct("!IHBB16s16s").unpack_from
 _unpack_tcp = struct.Struct("!HHIIBB").unpack_from
 _unpack_udp = struct.Struct("!HHH").unpack_from
 _unpack_arp = struct.Struct("!HHBBH").unpack_from
+# Ethernet + a 20-byte IPv4 header in one go: the common case's fast path.
+_unpack_eth_ipv4 = struct.Struct("!6s6sHBBHHHBBH4s4s").unpack_from
 _unpack_sll2 = struct.Struct("!HHIHBB").unpack_from
 _unpack_sll = struct.Struct("!HHH").unpack_from
 _EMPTY_MAC = b""
@@ -96,6 +98,22 @@ class UnsupportedLinkType(Exception):
 
 def decode(linktype: int, frame: bytes) -> Decoded:
     """Decode one frame's headers. See the module docstring for the guarantees."""
+    if linktype == LINKTYPE_ETHERNET and len(frame) >= 48:
+        # Fast path: untagged Ethernet, IPv4 without options or fragments, TCP or UDP. Anything
+        # else (or anything odd) takes the general path below, which checks it properly.
+        (dst_mac, src_mac, ethertype, vihl, _tos, total_len, _id, frag, _ttl, proto, _sum, src,
+         dst) = _unpack_eth_ipv4(frame, 0)  # fmt: skip
+        if ethertype == ETH_IPV4 and vihl == 0x45 and not frag & 0x3FFF:
+            if proto == PROTO_TCP:
+                sport, dport, seq, _ack, data_off, flags = _unpack_tcp(frame, 34)
+                thl = (data_off >> 4) * 4
+                if 20 <= thl <= total_len - 20:
+                    return (KIND_IP, src_mac, dst_mac, src, dst, proto, sport, dport, total_len,
+                            total_len - 20 - thl, 34 + thl, flags, seq, None)  # fmt: skip
+            elif proto == PROTO_UDP and total_len >= 28:
+                sport, dport, _ulen = _unpack_udp(frame, 34)
+                return (KIND_IP, src_mac, dst_mac, src, dst, proto, sport, dport, total_len,
+                        total_len - 28, 42, 0, 0, None)  # fmt: skip
     src_mac = dst_mac = _EMPTY_MAC
     if linktype == LINKTYPE_ETHERNET:
         if len(frame) < 14:

@@ -174,18 +174,34 @@ def test_stop_from_a_signal_handler_ends_the_wait_on_a_quiet_pipe() -> None:
     read_end, write_end = os.pipe()
     data = PCAP.read_bytes()
     os.write(write_end, data[:400])  # header, some records, then silence
-    try:
-        with os.fdopen(read_end, "rb") as stdin, open_files(["-"], stdin=stdin) as source:
-            started = time.monotonic()
-            with watchdog(source, 0.3):
-                items = list(source)
-            elapsed = time.monotonic() - started
-    finally:
+    closed: list[bool] = []
+
+    def close_writer() -> None:  # ends a broken wait with EOF
+        closed.append(True)
+        os.close(write_end)
+
+    backstop = threading.Timer(5, close_writer)
+    backstop.start()
+    with os.fdopen(read_end, "rb") as stdin, open_files(["-"], stdin=stdin) as source:
+        started = time.monotonic()
+        with watchdog(source, 0.3):
+            items = list(source)
+        elapsed = time.monotonic() - started
+    backstop.cancel()
+    backstop.join()
+    if not closed:
         os.close(write_end)
     assert items == records([str(PCAP)])[: len(items)]
     assert len(items) >= 1
     assert 0.25 < elapsed < 1.5
     assert source.stats()["truncated"] == 0  # stopped, not damaged
+
+
+def test_checking_an_input_reads_only_its_first_bytes() -> None:
+    stdin = io.BytesIO(DATA.joinpath("iot/echo349_home_wifi.pcapng").read_bytes())
+    source = open_files(["-"], stdin=stdin)
+    assert 12 <= stdin.tell() <= 4096
+    assert sum(1 for _ in source) == 3658
 
 
 @pytest.mark.parametrize(

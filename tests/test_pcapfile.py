@@ -147,6 +147,7 @@ def _captures(*folders: str) -> list[Path]:
     return sorted(p for folder in folders for p in (DATA / folder).iterdir())
 
 
+@pytest.mark.tshark
 def test_packet_counts_match_capinfos_on_iot_and_protocol_captures() -> None:
     capinfos = require_tool("capinfos")
     files = _captures("iot", "protocols")
@@ -186,6 +187,7 @@ def test_malformed_captures_read_to_the_end_without_error(path: Path) -> None:
     assert all(len(frame) <= MAX_RECORD for _, _, frame in records)
 
 
+@pytest.mark.tshark
 @pytest.mark.parametrize(
     "name",
     [
@@ -243,6 +245,7 @@ def test_all_four_pcap_magics_round_trip(tmp_path: Path, nanosecond: bool, byteo
     assert (tally.packets, tally.truncated) == (40, 0)
 
 
+@pytest.mark.tshark
 def test_nanosecond_pcap_timestamps_match_tshark(tmp_path: Path) -> None:
     path = tmp_path / "ns.pcap"
     stamps = [1_700_000_000.123456789, 1_700_000_000.999999999, 1_600_000_000.000000500]
@@ -316,6 +319,7 @@ def test_pcapng_sections_interfaces_and_packet_blocks(tmp_path: Path) -> None:
     assert (tally.packets, tally.truncated) == (5, 0)
 
 
+@pytest.mark.tshark
 def test_pcapng_timestamps_match_tshark(tmp_path: Path) -> None:
     path = tmp_path / "mixed.pcapng"
     path.write_bytes(mixed_pcapng())
