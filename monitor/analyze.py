@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, Any
 
 from monitor.capture import open_files
@@ -48,10 +49,12 @@ def analyze_files(
     progress: bool = False,
     out: IO[str] = sys.stdout,
     store: Any = None,
+    only_rules: list[Path] | None = None,
 ) -> dict[str, Any]:
-    """Analyse ``files`` and write the report in ``fmt``; returns the summary counters."""
+    """Analyse ``files`` and write the report in ``fmt``; returns the summary counters.
+    ``only_rules`` replaces the configured rule files."""
     printer = JsonLinesPrinter(out, flows=flows) if fmt == "jsonl" else None
-    runtime = build(config, store=store, sinks=())
+    runtime = build(config, store=store, only_rules=only_rules)
     collector = RunCollector(runtime.inventory.destination)
     runtime.chain.add(collector)
     if printer is not None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from monitor import __version__
 from monitor.config import OPTIONS, Config, defaults_toml, load
+from monitor import cli_rules
 from monitor.errors import MicwatchError
 
 log = logging.getLogger("micwatch")
@@ -110,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="print the default configuration or check one")
     config.add_argument("--defaults", action="store_true", help="print the commented defaults")
     config.add_argument("--check", action="store_true", help="validate the configuration")
+
+    cli_rules.add_commands(sub, _add_option_flags)
 
     demo = sub.add_parser("demo", help="analyse the sample captures shipped with micwatch")
     demo.add_argument("--format", choices=("text", "json", "jsonl"), default="text")
@@ -246,6 +249,9 @@ _COMMANDS = {
     "destinations": cmd_destinations,
     "config": cmd_config,
     "demo": cmd_demo,
+    "rules": lambda args: cli_rules.cmd_rules(args, _config_from),
+    "indicators": cli_rules.cmd_indicators,
+    "alerts": lambda args: cli_rules.cmd_alerts(args, _config_from),
 }
 
 

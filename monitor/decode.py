@@ -17,17 +17,21 @@ from __future__ import annotations
 import struct
 
 from monitor.errors import Malformed
+from monitor.pcapfile import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_LOOP,
+    LINKTYPE_NULL,
+    LINKTYPE_RAW,
+)
 
-LINKTYPE_NULL = 0
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW_OPENBSD = 14
+# Link types as written in capture files (monitor.pcapfile); 12 and 14 are the raw-IP DLT values
+# some BSD captures carry in files.
 LINKTYPE_RAW_BSD = 12
-LINKTYPE_RAW = 101
-LINKTYPE_LOOP = 108
-LINKTYPE_LINUX_SLL = 113
-LINKTYPE_IPV4 = 228
-LINKTYPE_IPV6 = 229
-LINKTYPE_LINUX_SLL2 = 276
+LINKTYPE_RAW_OPENBSD = 14
 
 SUPPORTED_LINKTYPES = frozenset(
     {

@@ -81,7 +81,7 @@ _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 def org_of(name: str) -> str | None:
     """The registrable domain of a host name (``avs-alexa-4-na.amazon.com`` -> ``amazon.com``,
     ``foo.bar.co.uk`` -> ``bar.co.uk``), lower case; None for an address, a bare suffix or a
-    name under no public suffix (``printer.local``, ``fritz.box``)."""
+    name under no public suffix (``printer.local``, ``nas.lan``)."""
     name = name.strip().lower().rstrip(".")
     if not name or _is_address(name):
         return None
@@ -183,10 +183,11 @@ class Enricher:
         best: str | None = None
         for raw in names:
             name = raw.strip().lower().rstrip(".")
-            if not name or _is_address(name):
-                continue
-            if len(dest.names) < MAX_NAMES:
-                dest.names.add(name)
+            if name not in dest.names:
+                if not name or _is_address(name):
+                    continue
+                if len(dest.names) < MAX_NAMES:
+                    dest.names.add(name)
             if best is None:
                 best = org_of(name)
         if best is not None and best != dest.org:
@@ -234,6 +235,8 @@ def _read_database(reader: maxminddb.Reader, dest: Destination, text: str) -> st
 
 
 def _is_address(text: str) -> bool:
+    if ":" not in text and not text[-1:].isdigit():
+        return False  # the quick answer for host names
     try:
         ipaddress.ip_address(text)
     except ValueError:

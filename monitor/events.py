@@ -285,6 +285,11 @@ class HandlerChain:
         self.handlers.append(handler)
         self._routes.clear()
 
+    def refresh(self) -> None:
+        """Forget the cached routes: call after a handler changed which events it answers
+        (rules reloaded or switched)."""
+        self._routes.clear()
+
     def _route(self, name: str) -> list[tuple[str, Callable[[Event], None]]]:
         route = self._routes.get(name)
         if route is None:

@@ -8,6 +8,9 @@ place that knows it, shared by ``analyze``, ``capture`` and the demo.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +24,9 @@ from monitor.homeset import resolve_home
 from monitor.names import NamesHandler, NameTable
 from monitor.pipeline import Pipeline
 from monitor.vendors import VendorTable
+from rules.engine import RuleEngine, RulesHandler
+from rules.indicators import IndicatorSet
+from rules.loader import indicator_paths, rule_paths
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,7 @@ class Runtime:
     names: NameTable
     enricher: Enricher
     home_set: frozenset[str]
+    rules: RuleEngine
     store: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -46,12 +53,14 @@ def build(
     lan: list[str] | None = None,
     store: Any = None,
     sinks: tuple[Any, ...] = (),
+    only_rules: list[Path] | None = None,
 ) -> Runtime:
     """Build the handler chain and pipeline for ``config``.
 
     ``lan`` overrides ``network.lan`` (the live daemon passes the interface's networks);
     ``store`` is an open :class:`monitor.store.Store` or None; ``sinks`` are extra handlers that
-    run last (printers, collectors).
+    run last (printers, collectors); ``only_rules`` replaces the configured rule files (for
+    ``micwatch rules test``).
     """
     home_networks = HomeNetworks(list(config["network.lan"]) or lan or None)
     home_set = resolve_home(list(config["enrich.home"]))
@@ -74,7 +83,10 @@ def build(
     )
     chain.add(NamesHandler(names))
     chain.add(inventory)
-    for handler in _feature_handlers(config, chain, inventory):
+    handlers, engine = _feature_handlers(
+        config, chain, inventory, store, only_rules or rule_paths(config)
+    )
+    for handler in handlers:
         chain.add(handler)
     if store is not None:
         chain.add(store)
@@ -89,15 +101,44 @@ def build(
         max_flows=config["flows.max_flows"],
         bin_seconds=config["flows.bin_seconds"],
     )
-    return Runtime(config, chain, pipeline, inventory, names, enricher, home_set, store)
+    return Runtime(config, chain, pipeline, inventory, names, enricher, home_set, engine, store)
 
 
-def _feature_handlers(config: Config, chain: HandlerChain, inventory: DeviceInventory) -> list:
-    """Classification, detection and rules, in that order."""
+def _feature_handlers(
+    config: Config,
+    chain: HandlerChain,
+    inventory: DeviceInventory,
+    store: Any,
+    rule_files: list[Path],
+) -> tuple[list, RuleEngine]:
+    """Classification, detection and rules, in that order; also returns the rule engine."""
     detector = BurstDetector(
         DetectSettings.from_config(config),
         device_of=inventory.devices.get,
         destination_of=inventory.destination,
         emit=chain.emit,
     )
-    return [detector]
+    engine = RuleEngine(
+        rule_files,
+        IndicatorSet.from_paths(indicator_paths(config)),
+        timezone=config["rules.timezone"],
+        muted=_muted_by(store) if store is not None else None,
+        night=config["rules.night"],
+    )
+    for error in engine.errors:
+        log.error("rule not loaded: %s", error)
+    return [detector, RulesHandler(engine, chain.emit)], engine
+
+
+def _muted_by(store: Any) -> Callable[[str, str | None], bool]:
+    """A predicate over the user's mutes in the store, re-read at most every 10 seconds."""
+    cache: dict[str, Any] = {"at": -1.0, "mutes": set()}
+
+    def muted(rule: str, mac: str | None) -> bool:
+        now = time.time()
+        if now - cache["at"] > 10:
+            cache["mutes"] = {(m["rule"], m["device_mac"]) for m in store.mutes(now)}
+            cache["at"] = now
+        return (rule, mac) in cache["mutes"] or (rule, None) in cache["mutes"]
+
+    return muted
