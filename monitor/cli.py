@@ -19,9 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from monitor import __version__
+from monitor import __version__, cli_rules
 from monitor.config import OPTIONS, Config, defaults_toml, load
-from monitor import cli_rules
 from monitor.errors import MicwatchError
 
 log = logging.getLogger("micwatch")
