@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,6 +53,30 @@ class StatsReporter:
             self._next = event.ts + self.interval
 
 
+class RuleReloader:
+    """Reloads the rules on SIGHUP and when a rule file changes (checked every few seconds of
+    capture time). A broken file keeps its previous version; the errors are logged."""
+
+    def __init__(self, runtime: Any, poll_s: float = 5.0) -> None:
+        self.runtime = runtime
+        self.poll_s = poll_s
+        self.requested = False
+        self._next = 0.0
+
+    def on_tick(self, event: Tick) -> None:
+        if not self.requested and event.ts < self._next:
+            return
+        self._next = event.ts + self.poll_s
+        engine = self.runtime.rules
+        if self.requested or engine.changed():
+            self.requested = False
+            for error in engine.reload():
+                log.error("rule file not reloaded: %s", error)
+            self.runtime.chain.refresh()
+            active = sum(rule.status == "active" for rule in engine.rules)
+            log.warning("rules reloaded: %d active", active)
+
+
 def run_daemon(
     config: Config,
     *,
@@ -92,6 +115,8 @@ def run_daemon(
     reporter = StatsReporter(config["capture.stats_interval"])
     runtime = build(config, lan=lan, store=store, sinks=(printer, reporter))
     reporter.pipeline = runtime.pipeline
+    reloader = RuleReloader(runtime)
+    runtime.chain.add(reloader)
 
     def stop(signum: int, _frame: Any) -> None:
         log.warning("received %s, stopping", signal.Signals(signum).name)
@@ -101,7 +126,7 @@ def run_daemon(
         reporter.requested = True
 
     def reload(_signum: int, _frame: Any) -> None:
-        runtime.extras["reload_requested"] = time.monotonic()
+        reloader.requested = True
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -1,8 +1,9 @@
 """The device inventory: every device in the home, keyed by MAC, with what its traffic says.
 
 Guarantees: a device exists for every unicast MAC that sent traffic from a home address (links
-without MACs key the device ``ip:<address>``); :class:`~monitor.events.DeviceSeen` fires once per
-device and run, before any :class:`~monitor.events.DeviceUpdated` for it; ``DeviceUpdated`` fires
+without MACs key the device ``ip:<address>``); a device the store already knew starts with the
+user's label and category and the previous guess; :class:`~monitor.events.DeviceSeen` fires once
+per device and run, before any :class:`~monitor.events.DeviceUpdated` for it; ``DeviceUpdated`` fires
 only when an identifying fact actually changed and names the changed fields;
 :class:`~monitor.events.DestinationContacted` fires once per device and remote address, once the
 destination has a name (from DNS, SNI or Host) or its flow ended, so its organisation is known
@@ -71,6 +72,18 @@ def _is_server_name(name: str) -> bool:
     return not (name.replace(".", "").isdigit() or ":" in name)
 
 
+def _restore(device: Device, stored: dict) -> None:
+    """What an earlier run knew: the user's label and category, and the last guess (so the
+    classifier's hysteresis starts from it rather than from nothing)."""
+    device.label = stored.get("label")
+    device.user_category = stored.get("user_category")
+    device.category = stored.get("category_guess") or "unknown"
+    device.confidence = stored.get("confidence") or 0.0
+    device.name = stored.get("name")
+    device.evidence = list(stored.get("evidence") or [])
+    device.first_seen = min(device.first_seen, stored.get("first_seen") or device.first_seen)
+
+
 class DeviceInventory:
     """Holds devices and emits device events; see the module docstring."""
 
@@ -82,14 +95,14 @@ class DeviceInventory:
         names: NameTable,
         home: HomeNetworks,
         emit: Callable[[Event], None],
-        known_macs: frozenset[str] = frozenset(),
+        known: dict[str, dict] | None = None,
     ) -> None:
         self.vendors = vendors
         self.enricher = enricher
         self.names = names
         self.home = home
         self.emit = emit
-        self.known_macs = known_macs
+        self.known = known or {}
         self.devices: dict[str, Device] = {}
         self._contacted: dict[str, set[str]] = {}
         self._orgs: dict[str, set[str]] = {}
@@ -120,8 +133,11 @@ class DeviceInventory:
                 device.randomized = is_randomized(mac)
             if ip is not None:
                 device.ips.add(ip)
+            stored = self.known.get(key)
+            if stored is not None:
+                _restore(device, stored)
             self.devices[key] = device
-            self.emit(DeviceSeen(ts, device, first_ever=key not in self.known_macs))
+            self.emit(DeviceSeen(ts, device, first_ever=stored is None))
         else:
             if ts > device.last_seen:
                 device.last_seen = ts

@@ -181,6 +181,7 @@ class Enricher:
 
     def _add_names(self, dest: Destination, names: Iterable[str]) -> None:
         best: str | None = None
+        first = True
         for raw in names:
             name = raw.strip().lower().rstrip(".")
             if name not in dest.names:
@@ -188,6 +189,9 @@ class Enricher:
                     continue
                 if len(dest.names) < MAX_NAMES:
                     dest.names.add(name)
+            if first:
+                dest.best_name = name
+                first = False
             if best is None:
                 best = org_of(name)
         if best is not None and best != dest.org:

@@ -186,7 +186,8 @@ class Destination:
     ``country`` is where the address is registered (ISO 3166 alpha-2, ``None`` when unknown);
     ``org`` is the registrable domain of its best name, or the ASN organisation;
     ``local`` is true for LAN, link-local, loopback and multicast addresses; ``foreign`` is true
-    only when the country is known and outside the configured home set.
+    only when the country is known and outside the configured home set. ``best_name`` is the
+    most recent best-ranked name the enricher was given.
     """
 
     ip: str
@@ -198,13 +199,15 @@ class Destination:
     jurisdiction: str | None = None
     local: bool = False
     foreign: bool = False
+    best_name: str | None = None
 
     @property
     def name(self) -> str | None:
-        """The best single name: the shortest of the most specific names seen."""
-        if not self.names:
-            return None
-        return sorted(self.names, key=lambda n: (n.count("."), len(n), n))[-1]
+        """The best single name: what the device itself asked for (SNI, Host, the DNS query) as
+        ranked by the name table, else any name seen."""
+        if self.best_name:
+            return self.best_name
+        return min(self.names) if self.names else None
 
     def to_record(self) -> dict[str, Any]:
         return {

@@ -114,7 +114,10 @@ class RunCollector:
         for device in devices:
             category = device.user_category or device.category
             facts = [f for f in (device.vendor, device.hostname) if f]
-            out.write(f"\n{device.display_name}  [{category}]  {device.mac}\n")
+            title = device.display_name
+            mac = f"  {device.mac}" if title != device.mac else ""
+            randomized = " (private address)" if device.randomized else ""
+            out.write(f"\n{title}  [{category}]{mac}{randomized}\n")
             if facts:
                 out.write(f"  {' / '.join(facts)}\n")
             if device.ips:

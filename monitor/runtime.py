@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from monitor.classify import Classifier, ClassifyHandler
 from monitor.config import Config
 from monitor.detect import BurstDetector, DetectSettings
 from monitor.devices import DeviceInventory
@@ -44,7 +45,6 @@ class Runtime:
     home_set: frozenset[str]
     rules: RuleEngine
     store: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def build(
@@ -72,14 +72,14 @@ def build(
     vendors = VendorTable(config["enrich.oui_file"])
     names = NameTable()
     chain = HandlerChain()
-    known = frozenset(store.known_macs()) if store is not None else frozenset()
+    known = {row["mac"]: row for row in store.devices()} if store is not None else {}
     inventory = DeviceInventory(
         vendors=vendors,
         enricher=enricher,
         names=names,
         home=home_networks,
         emit=chain.emit,
-        known_macs=known,
+        known=known,
     )
     chain.add(NamesHandler(names))
     chain.add(inventory)
@@ -112,6 +112,7 @@ def _feature_handlers(
     rule_files: list[Path],
 ) -> tuple[list, RuleEngine]:
     """Classification, detection and rules, in that order; also returns the rule engine."""
+    classifier = ClassifyHandler(Classifier.from_config(config))
     detector = BurstDetector(
         DetectSettings.from_config(config),
         device_of=inventory.devices.get,
@@ -127,7 +128,7 @@ def _feature_handlers(
     )
     for error in engine.errors:
         log.error("rule not loaded: %s", error)
-    return [detector, RulesHandler(engine, chain.emit)], engine
+    return [classifier, detector, RulesHandler(engine, chain.emit)], engine
 
 
 def _muted_by(store: Any) -> Callable[[str, str | None], bool]:

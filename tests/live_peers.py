@@ -10,6 +10,10 @@ one JSON line with what it sent and when it finished.
 
 ``python -m tests.live_peers flood REMOTE_B SECONDS``: sends 64-byte UDP datagrams as fast as
 it can for SECONDS and prints how many it sent.
+
+``python -m tests.live_peers replay IFACE CAPTURE``: sends the capture's Ethernet frames, as they
+are, out of IFACE (a veth inside the test's namespaces: the frames reach only the other end) at
+the capture's own pace, and prints the wall-clock time of the first and last frame.
 """
 
 from __future__ import annotations
@@ -119,11 +123,32 @@ def flood(remote_b: str, seconds: float) -> None:
     print(json.dumps({"sent": count}), flush=True)
 
 
+def replay(interface: str, capture: str) -> None:
+    from monitor.capture import open_files
+
+    raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    raw.bind((interface, 0))
+    started = first_ts = None
+    sent = 0
+    for item in open_files([capture]):
+        if item is None:
+            continue
+        ts, _linktype, frame = item
+        if started is None:
+            started, first_ts = time.time(), ts
+        time.sleep(max(0.0, started + (ts - first_ts) - time.time()))
+        raw.send(frame)
+        sent += 1
+    print(json.dumps({"started": started, "finished": time.time(), "sent": sent}), flush=True)
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     if command == "server":
         serve(*args)
     elif command == "client":
         client(args[0], args[1], args[2], int(args[3]), float(args[4]))
+    elif command == "replay":
+        replay(args[0], args[1])
     else:
         flood(args[0], float(args[1]))

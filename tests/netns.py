@@ -34,9 +34,11 @@ class Pair:
 
 
 @contextmanager
-def veth_pair(subnet: int = 7) -> Iterator[Pair]:
+def veth_pair(subnet: int = 7, mtu: int = 1500) -> Iterator[Pair]:
     """A pair of namespaces: ``a`` on 10.199.N.1/24, ``b`` on 10.199.N.2/24 and, as a "remote"
-    server outside a's network, 198.18.N.10 (a benchmarking range, routed over the veth)."""
+    server outside a's network, 198.18.N.10 (a benchmarking range, routed over the veth). A
+    larger ``mtu`` lets a replay send the oversized frames that segmentation offload leaves in
+    real captures."""
     tag = uuid.uuid4().hex[:6]
     pair = Pair(
         f"mwa{tag}",
@@ -68,7 +70,7 @@ def veth_pair(subnet: int = 7) -> Iterator[Pair]:
         ip("-n", pair.ns_b, "addr", "add", f"{pair.ip_b}/24", "dev", pair.if_b)
         ip("-n", pair.ns_b, "addr", "add", f"{pair.remote_b}/32", "dev", pair.if_b)
         for ns, dev in ((pair.ns_a, pair.if_a), (pair.ns_b, pair.if_b)):
-            ip("-n", ns, "link", "set", dev, "up")
+            ip("-n", ns, "link", "set", dev, "mtu", str(mtu), "up")
             ip("-n", ns, "link", "set", "lo", "up")
         ip("-n", pair.ns_a, "route", "add", f"198.18.{subnet}.0/24", "via", pair.ip_b)
         yield pair

@@ -68,7 +68,12 @@ def device_key(mac: str, ip: str) -> str:
 
 
 def server_name(name: str) -> bool:
-    return "." in name and not name.endswith((".arpa", ".local")) and "<" not in name
+    """What micwatch lists as a device's domain: a dotted name, not reverse DNS, not mDNS and
+    not an address literal (some clients put an IP address in the SNI)."""
+    literal = name.replace(".", "").isdigit() or ":" in name
+    return (
+        "." in name and not name.endswith((".arpa", ".local")) and "<" not in name and not literal
+    )
 
 
 @pytest.mark.parametrize("path", IOT_AND_PROTOCOLS, ids=lambda p: p.name)

@@ -9,9 +9,11 @@ it ends. A second test floods the link and checks that drops are counted and rep
 from __future__ import annotations
 
 import json
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -153,3 +155,89 @@ def test_live_flood_counts_what_the_kernel_dropped(pair: Pair) -> None:
     assert sent > 10_000
     assert seen + dropped >= sent * 0.95  # everything sent is either read or counted as dropped
     assert seen <= sent + 100
+
+
+@pytest.fixture
+def jumbo_pair():
+    require_root()
+    require_tool("ip")
+    with veth_pair(subnet=8, mtu=9000) as made:
+        yield made
+
+
+def line_reader(stream) -> queue.Queue:
+    """Lines of ``stream`` in a queue, read by a thread, so a test can wait with a timeout."""
+    lines: queue.Queue = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def test_live_alert_reaches_the_cli_and_the_store_within_5_seconds(
+    jumbo_pair: Pair, tmp_path
+) -> None:
+    """The Xiaobai camera's two-way talk, replayed at real speed onto the veth, raises the
+    audio-upload alert on stdout and in the database within 5 s of the burst's end."""
+    from monitor.store import StoreReader
+
+    pair = jumbo_pair
+    db = tmp_path / "micwatch.db"
+    capture = "tests/data/iot/lifecycle_xiaobaiY2cam_speak_remote.pcap"
+    daemon = start(
+        pair,
+        pair.ns_a,
+        sys.executable,
+        "-m",
+        "monitor.cli",
+        "capture",
+        "-i",
+        pair.if_a,
+        "--format",
+        "jsonl",
+        "--home",
+        "FR",
+        "--network-lan",
+        "192.168.1.0/24",
+        "--store-db",
+        f"sqlite:///{db}",
+        "--store-sensor",
+        "test",
+    )
+    lines = line_reader(daemon.stdout)
+    time.sleep(1.5)
+    assert daemon.poll() is None, daemon.stderr.read()
+    replayer = start(
+        pair, pair.ns_b, sys.executable, "-m", "tests.live_peers", "replay", pair.if_b, capture
+    )
+    alert = seen_at = stored_at = None
+    reader = StoreReader(f"sqlite:///{db}", sensor="test")
+    try:
+        deadline = time.time() + 40
+        while time.time() < deadline and alert is None:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            if '"kind":"alert"' in line and '"audio-upload-foreign"' in line:
+                alert, seen_at = json.loads(line), time.time()
+        assert alert is not None, "no audio alert within 40 s"
+        while time.time() < deadline and stored_at is None:
+            if any(a["rule"] == "audio-upload-foreign" for a in reader.alerts()):
+                stored_at = time.time()
+            time.sleep(0.05)
+        replayed = json.loads(replayer.communicate(timeout=30)[0])
+    finally:
+        stop(daemon)
+        reader.close()
+    burst_end = alert["event"]["ts_end"]
+    print(
+        f"replayed {replayed['sent']} frames; alert on stdout {seen_at - burst_end:.2f} s and "
+        f"in the store {stored_at - burst_end:.2f} s after the burst ended"
+    )
+    assert alert["level"] == "high" and "CN" in alert["message"]
+    assert 0 < seen_at - burst_end < 5.0
+    assert stored_at is not None and stored_at - burst_end < 5.0
