@@ -2,13 +2,13 @@
 
 Guarantees: a device exists for every unicast MAC that sent traffic from a home address (links
 without MACs key the device ``ip:<address>``); a device the store already knew starts with the
-user's label and category and the previous guess; :class:`~monitor.events.DeviceSeen` fires once
-per device and run, before any :class:`~monitor.events.DeviceUpdated` for it; ``DeviceUpdated`` fires
-only when an identifying fact actually changed and names the changed fields;
-:class:`~monitor.events.DestinationContacted` fires once per device and remote address, once the
-destination has a name (from DNS, SNI or Host) or its flow ended, so its organisation is known
-when it can be. Every per-device collection is capped, so hostile traffic cannot grow memory
-without bound; strings from the network are cut to 255 characters.
+user's label and category and the previous guess; :class:`~monitor.events.DeviceSeen` fires
+once per device and run, before any :class:`~monitor.events.DeviceUpdated` for it;
+``DeviceUpdated`` fires only when an identifying fact actually changed and names the changed
+fields; :class:`~monitor.events.DestinationContacted` fires once per device and remote address,
+once the destination has a name (from DNS, SNI or Host) or its flow ended, so its organisation
+is known when it can be. Every per-device collection is capped, so hostile traffic cannot grow
+memory without bound; strings from the network are cut to 255 characters.
 """
 
 from __future__ import annotations
