@@ -43,7 +43,7 @@ from monitor.signatures import (
 
 if TYPE_CHECKING:
     from monitor.config import Config
-    from monitor.events import DeviceSeen, DeviceUpdated
+    from monitor.events import DeviceSeen, DeviceUpdated, Shutdown, Tick
     from monitor.model import Device
 
 __all__ = ["Classification", "Classifier", "ClassifyHandler", "check_signatures"]
@@ -197,17 +197,32 @@ class Classifier:
 
 
 class ClassifyHandler:
-    """Handler for the chain, right after the device inventory: (re)classifies a device when it
-    appears and whenever its identifying facts change; never per packet."""
+    """Handler for the chain, right after the device inventory: classifies a device when it
+    appears, and again once per second of capture time while its identifying facts change
+    (a burst of updates, such as the names of a first boot, costs one classification, not one
+    each); never per packet. Pending devices are classified at the next :class:`Tick` before
+    detection runs (this handler comes first) and at :class:`Shutdown`."""
 
     def __init__(self, classifier: Classifier) -> None:
         self.classifier = classifier
+        self._pending: dict[str, Device] = {}
 
     def on_device_seen(self, event: DeviceSeen) -> None:
         self.classifier.apply(event.device)
 
     def on_device_updated(self, event: DeviceUpdated) -> None:
-        self.classifier.apply(event.device)
+        self._pending[event.device.mac] = event.device
+
+    def on_tick(self, _event: Tick) -> None:
+        self._flush()
+
+    def on_shutdown(self, _event: Shutdown) -> None:
+        self._flush()
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for device in pending.values():
+            self.classifier.apply(device)
 
 
 def _scores(hits: Iterable[SignatureHit]) -> dict[str, float]:

@@ -10,8 +10,9 @@ Everything is offline; micwatch never looks anything up on the network.
   holds no EEA country, Switzerland or the United Kingdom. Other codes that are no ISO 3166
   country become None.
 - ``org``: the registrable domain (public suffix plus one label) of the best name seen for the
-  address, computed by tldextract from its bundled Public Suffix List snapshot with no network
-  and no cache folder. Only ICANN suffixes count, not the list's private section, so
+  address, computed by publicsuffixlist from the Public Suffix List it bundles (refreshed with
+  each release), with no network and no cache folder. Only ICANN suffixes count, not the
+  list's private section, so
   ``bucket.s3.amazonaws.com`` and ``ec2-1-2-3-4.compute-1.amazonaws.com`` give
   ``amazonaws.com``: the org is who runs the infrastructure, the full names stay in ``names``.
   Without a name, the ASN organisation of a GeoLite2-ASN-style database, else None.
@@ -36,8 +37,8 @@ from functools import cache, lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-import tldextract
 from iptocc import country_code
+from publicsuffixlist import PublicSuffixList
 
 from monitor.errors import ConfigError
 from monitor.homeset import EEA, is_country
@@ -74,7 +75,12 @@ _LOCAL_NETWORKS: tuple[IPNetwork, ...] = tuple(
     )
 )
 
-_EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+@cache
+def _suffixes() -> PublicSuffixList:
+    """The bundled list, ICANN section only (an unknown top-level domain is no public suffix),
+    loaded on first use."""
+    return PublicSuffixList(only_icann=True, accept_unknown=False)
 
 
 @lru_cache(maxsize=16384)
@@ -85,10 +91,7 @@ def org_of(name: str) -> str | None:
     name = name.strip().lower().rstrip(".")
     if not name or _is_address(name):
         return None
-    parts = _EXTRACT(name)
-    if not parts.domain or not parts.suffix:
-        return None
-    return f"{parts.domain}.{parts.suffix}"
+    return _suffixes().privatesuffix(name)
 
 
 @cache

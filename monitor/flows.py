@@ -9,6 +9,7 @@ exactly once by :meth:`FlowTable.expire`, :meth:`FlowTable.evict` or :meth:`Flow
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from collections import deque
@@ -94,6 +95,7 @@ class HomeNetworks:
         else:
             self.networks = self._PRIVATE
         self._cache: dict[bytes, bool] = {}
+        self._text_cache: dict[str, bool] = {}
 
     def is_home(self, raw: bytes) -> bool:
         cached = self._cache.get(raw)
@@ -107,12 +109,19 @@ class HomeNetworks:
 
     def is_home_text(self, ip: str) -> bool:
         """:meth:`is_home` for an address in text form (False for text that is no address)."""
-        try:
-            return self.is_home(ipaddress.ip_address(ip).packed)
-        except ValueError:
-            return False
+        cached = self._text_cache.get(ip)
+        if cached is None:
+            try:
+                cached = self.is_home(ipaddress.ip_address(ip).packed)
+            except ValueError:
+                cached = False
+            if len(self._text_cache) > 65536:
+                self._text_cache.clear()
+            self._text_cache[ip] = cached
+        return cached
 
     @staticmethod
+    @functools.lru_cache(maxsize=65536)
     def is_multicast_text(ip: str) -> bool:
         """True for multicast and the IPv4 limited broadcast address."""
         try:

@@ -118,21 +118,28 @@ def read_pcap(chunks: Iterator[bytes], tally: Tally) -> Iterator[Record]:
     pos, end = 24, len(buf)
     while True:
         need = 16
-        while end - pos >= 16:
-            sec, frac, incl, _orig = unpack_record(buf, pos)
-            if incl > MAX_RECORD:
-                tally.truncated += 1
-                return
-            nxt = pos + 16 + incl
-            if nxt > end:
-                need = 16 + incl
-                break
-            if tally.stopped:
-                return
-            tally.packets += 1
-            tally.bytes += incl
-            yield sec + frac * tick, linktype, buf[pos + 16 : nxt]
-            pos = nxt
+        # The tally is brought up to date once per buffer, not per record (the hot loop), and
+        # ``stop`` is honoured between records (checked once per buffer and on resumption).
+        start_packets, start_pos = tally.packets, pos
+        count = 0
+        try:
+            while end - pos >= 16:
+                sec, frac, incl, _orig = unpack_record(buf, pos)
+                if incl > MAX_RECORD:
+                    tally.truncated += 1
+                    return
+                nxt = pos + 16 + incl
+                if nxt > end:
+                    need = 16 + incl
+                    break
+                count += 1
+                yield sec + frac * tick, linktype, buf[pos + 16 : nxt]
+                pos = nxt
+                if tally.stopped:
+                    return
+        finally:
+            tally.packets = start_packets + count
+            tally.bytes += pos - start_pos - 16 * count
         buf = refill(buf[pos:], need, chunks)
         pos, end = 0, len(buf)
         if end < need:

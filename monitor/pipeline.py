@@ -134,6 +134,7 @@ class Pipeline:
         decoded = self.decoded
         nbytes = self.bytes
         second = self._second
+        last_ts = None
         try:
             for item in source:
                 if item is None:  # a live source saying "nothing arrived": wall clock moves on
@@ -156,13 +157,12 @@ class Pipeline:
                     self.skipped[linktype] += 1
                     continue
                 decoded += 1
-                if self.first_ts is None:
-                    self.first_ts = ts
-                    second = int(ts)
-                    self._next_sweep = second + _SWEEP_EVERY_S
-                self.last_ts = ts
+                last_ts = ts
                 sec = int(ts)
                 if sec > second:
+                    if second < 0:  # the first packet: the clock starts here
+                        self.first_ts = ts
+                        self._next_sweep = sec + _SWEEP_EVERY_S
                     self._second = second
                     self._rollover(sec, ts)
                     second = self._second
@@ -240,6 +240,8 @@ class Pipeline:
             self.decoded = decoded
             self.bytes = nbytes
             self._second = second
+            if last_ts is not None:
+                self.last_ts = last_ts
 
     # -- per-packet helpers (only for the packets that need them) ----------------------------
 

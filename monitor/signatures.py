@@ -529,7 +529,7 @@ def _load_file(path: Path, problems: _Problems) -> list[Signature]:
         problems.add(path, None, f"cannot be read: {exc}")
         return []
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""

@@ -156,8 +156,8 @@ class VendorTable:
         names: dict[str, str] = {}
         sources = []
         try:
-            base_name, base_lines = _base_lines()
-            _fill(tables, names, parse_lines(base_lines))
+            base_name, base_text = _base_text()
+            _fill(tables, names, manuf_entries(base_text))
         except (OSError, LookupError, ValueError, EOFError, zlib.error) as exc:
             log.warning("no base vendor table (%s); set enrich.oui_file for vendor names", exc)
         else:
@@ -257,16 +257,33 @@ def _fill(
         tables[bits][prefix] = names.setdefault(org, org)
 
 
-def _base_lines() -> tuple[str, Iterator[str]]:
-    """The name and lines of the base table: the system manuf, else scapy's bundled copy."""
+# The key may be padded with spaces before its tab (scapy's copy aligns its columns).
+_MANUF_MA_L = re.compile(r"^([0-9A-Fa-f]{2}):([0-9A-Fa-f]{2}):([0-9A-Fa-f]{2}) *\t([^\n]*)$", re.M)
+# A masked key is written in full (00:55:DA:10:00:00/28) or cut after the mask (00:55:DA:10/28).
+_MANUF_MASKED = re.compile(r"^([0-9A-Fa-f:]{11,17})/(28|36) *\t([^\n]*)$", re.M)
+
+
+def manuf_entries(text: str) -> Iterator[tuple[int, int, str]]:
+    """``(bits, prefix, organisation)`` of every IEEE block in the text of a Wireshark manuf
+    file, found by two regular expressions over the whole text (several times faster than a
+    line-by-line parse of its 50,000 lines). Other lines are skipped."""
+    for match in _MANUF_MA_L.finditer(text):
+        a, b, c, rest = match.groups()
+        yield 24, int(a + b + c, 16), rest.rsplit("\t", 1)[-1].strip().lstrip("#").strip()
+    for match in _MANUF_MASKED.finditer(text):
+        key, bits, rest = match.groups()
+        size = int(bits)
+        digits = key.replace(":", "")
+        if len(digits) * 4 >= size:
+            org = rest.rsplit("\t", 1)[-1].strip().lstrip("#").strip()
+            yield size, int(digits[: size // 4], 16), org
+
+
+def _base_text() -> tuple[str, str]:
+    """The name and text of the base table: the system manuf, else scapy's bundled copy."""
     if SYSTEM_MANUF.is_file():
-        return str(SYSTEM_MANUF), _file_lines(SYSTEM_MANUF)
-    return "scapy's bundled manuf", scapy_manuf_lines()
-
-
-def _file_lines(path: Path) -> Iterator[str]:
-    with path.open(encoding="utf-8", errors="replace") as lines:
-        yield from lines
+        return str(SYSTEM_MANUF), SYSTEM_MANUF.read_text(encoding="utf-8", errors="replace")
+    return "scapy's bundled manuf", "".join(scapy_manuf_lines())
 
 
 def scapy_manuf_lines() -> Iterator[str]:

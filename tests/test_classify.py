@@ -9,7 +9,7 @@ import pytest
 
 from monitor import config as config_module
 from monitor.classify import Classifier, ClassifyHandler
-from monitor.events import DeviceSeen, DeviceUpdated, HandlerChain
+from monitor.events import DeviceSeen, DeviceUpdated, HandlerChain, Tick
 from monitor.model import Device
 from monitor.signatures import SignatureError
 
@@ -202,6 +202,8 @@ def test_handler_classifies_on_device_events(classifier: Classifier) -> None:
     assert dev.category == "plug"
     dev.domains.update({"live.cams.example", "a.cams.example"})  # camera 0.92, confidence 0.37
     chain.emit(DeviceUpdated(1.0, dev, frozenset({"domains"})))
+    assert dev.category == "plug"  # updates are classified once per second, at the next tick
+    chain.emit(Tick(2.0, 1))
     assert dev.category == "camera"
     assert not chain.errors
 

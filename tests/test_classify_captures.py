@@ -38,7 +38,6 @@ import pytest
 
 from monitor import config as config_module
 from monitor.capture import open_files
-from monitor.classify import Classifier, ClassifyHandler
 from monitor.model import Device
 from monitor.runtime import build
 from tests.conftest import DATA
@@ -140,10 +139,9 @@ HELD_OUT = [
 
 @cache
 def classified(capture: str) -> dict[str, Device]:
-    """The devices of ``capture`` after a full run with classification on device events."""
+    """The devices of ``capture`` after a full run of the pipeline."""
     config = config_module.load(env={}, cli={"enrich.home": "DE"})
-    runtime = build(config)
-    runtime.chain.add(ClassifyHandler(Classifier.from_config(config)))
+    runtime = build(config)  # classification is part of the chain
     source = open_files([str(DATA / "iot" / capture)])
     try:
         runtime.pipeline.run(source)

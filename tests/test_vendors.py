@@ -269,10 +269,10 @@ def test_binary_garbage_in_extra_file_is_ignored(tmp_path: Path) -> None:
 def test_without_a_base_table_the_extra_file_still_works(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def no_base() -> tuple[str, list[str]]:
+    def no_base() -> tuple[str, str]:
         raise LookupError("scapy is not installed")
 
-    monkeypatch.setattr(vendors, "_base_lines", no_base)
+    monkeypatch.setattr(vendors, "_base_text", no_base)
     caplog.set_level(logging.WARNING, logger="monitor.vendors")
     table = _table(tmp_path, "oui.csv", OUI_CSV)
     assert table.lookup("00:17:88:24:76:ff") == "Signify Netherlands B.V."
