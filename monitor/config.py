@@ -442,18 +442,34 @@ OPTIONS: tuple[Option, ...] = (
         "Also report bursts to devices inside the home (LAN), not only to the outside.",
     ),
     # --- rules ---
-    Option("rules.paths", "list", [],
-           "Extra rule directories or files, read after the built-in rules and the user's "
-           "rules.d (/etc/micwatch/rules.d as root, else ~/.config/micwatch/rules.d); a rule "
-           "with an earlier rule's id replaces it."),
-    Option("rules.indicators", "list", [],
-           "Indicator list files or directories (STIX2 bundles or host lists), read besides the "
-           "lists imported with micwatch indicators import."),
-    Option("rules.timezone", "str", "",
-           "Time zone of the rules' time-of-day conditions (e.g. Europe/Paris); empty means the "
-           "system's."),
-    Option("rules.night", "str", "22:00-07:00",
-           "The night hours (HH:MM-HH:MM, may wrap midnight) that rules with hours: night use."),
+    Option(
+        "rules.paths",
+        "list",
+        [],
+        "Extra rule directories or files, read after the built-in rules and the user's "
+        "rules.d (/etc/micwatch/rules.d as root, else ~/.config/micwatch/rules.d); a rule "
+        "with an earlier rule's id replaces it.",
+    ),
+    Option(
+        "rules.indicators",
+        "list",
+        [],
+        "Indicator list files or directories (STIX2 bundles or host lists), read besides the "
+        "lists imported with micwatch indicators import.",
+    ),
+    Option(
+        "rules.timezone",
+        "str",
+        "",
+        "Time zone of the rules' time-of-day conditions (e.g. Europe/Paris); empty means the "
+        "system's.",
+    ),
+    Option(
+        "rules.night",
+        "str",
+        "22:00-07:00",
+        "The night hours (HH:MM-HH:MM, may wrap midnight) that rules with hours: night use.",
+    ),
     # --- notify ---
     # --- dashboard ---
 )
