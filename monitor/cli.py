@@ -11,15 +11,13 @@ standard output.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
-from monitor import __version__, cli_rules
+from monitor import __version__, cli_devices, cli_rules
 from monitor.config import OPTIONS, Config, defaults_toml, load
 from monitor.errors import MicwatchError
 
@@ -98,14 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     capture.add_argument("--flows", action="store_true", help="also print every flow (jsonl)")
     _add_option_flags(capture, _RUN_SECTIONS)
 
-    devices = sub.add_parser("devices", help="list the devices in the store")
-    devices.add_argument("--format", choices=("text", "json"), default="text")
-    _add_option_flags(devices, ("store",))
-
-    destinations = sub.add_parser("destinations", help="list the destinations in the store")
-    destinations.add_argument("--device", metavar="MAC", help="only this device's destinations")
-    destinations.add_argument("--format", choices=("text", "json"), default="text")
-    _add_option_flags(destinations, ("store",))
+    cli_devices.add_commands(sub, _add_option_flags)
 
     config = sub.add_parser("config", help="print the default configuration or check one")
     config.add_argument("--defaults", action="store_true", help="print the commented defaults")
@@ -146,9 +137,24 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     config = _config_from(args)
     progress = not args.no_progress and sys.stderr.isatty()
-    analyze_files(
-        config, args.files, fmt=args.format, flows=args.flows, progress=progress, out=sys.stdout
-    )
+    store = None
+    if config.sources.get("store.db") == "command line":
+        from monitor.store import open_store
+
+        store = open_store(config, writer=True)
+    try:
+        analyze_files(
+            config,
+            args.files,
+            fmt=args.format,
+            flows=args.flows,
+            progress=progress,
+            out=sys.stdout,
+            store=store,
+        )
+    finally:
+        if store is not None:
+            store.close()
     return 0
 
 
@@ -159,48 +165,6 @@ def cmd_capture(args: argparse.Namespace) -> int:
     return run_daemon(
         config, read=args.read, fmt=args.format, use_store=not args.no_store, flows=args.flows
     )
-
-
-def _open_store_for_reading(args: argparse.Namespace) -> Any:
-    from monitor.store import open_store
-
-    return open_store(_config_from(args), writer=False)
-
-
-def cmd_devices(args: argparse.Namespace) -> int:
-    store = _open_store_for_reading(args)
-    try:
-        rows = store.devices()
-    finally:
-        store.close()
-    if args.format == "json":
-        json.dump(rows, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
-        return 0
-    for row in rows:
-        name = row.get("label") or row.get("name") or row.get("hostname") or row["mac"]
-        print(
-            f"{name}  [{row.get('category') or 'unknown'}]  {row['mac']}  {row.get('vendor') or ''}"
-        )
-    return 0
-
-
-def cmd_destinations(args: argparse.Namespace) -> int:
-    store = _open_store_for_reading(args)
-    try:
-        rows = store.destinations(args.device)
-    finally:
-        store.close()
-    if args.format == "json":
-        json.dump(rows, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
-        return 0
-    for row in rows:
-        names = row.get("names") or []
-        name = names[0] if names else row["ip"]
-        flag = " FOREIGN" if row.get("foreign") else ""
-        print(f"{name}  {row['ip']}  [{row.get('country') or '??'}]  {row.get('org') or ''}{flag}")
-    return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -244,8 +208,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 _COMMANDS = {
     "analyze": cmd_analyze,
     "capture": cmd_capture,
-    "devices": cmd_devices,
-    "destinations": cmd_destinations,
+    "devices": lambda args: cli_devices.cmd_devices(args, _config_from),
+    "destinations": lambda args: cli_devices.cmd_destinations(args, _config_from),
     "config": cmd_config,
     "demo": cmd_demo,
     "rules": lambda args: cli_rules.cmd_rules(args, _config_from),

@@ -2,13 +2,14 @@
 
 Guarantees: a device exists for every unicast MAC that sent traffic from a home address (links
 without MACs key the device ``ip:<address>``); a device the store already knew starts with the
-user's label and category and the previous guess; :class:`~monitor.events.DeviceSeen` fires
-once per device and run, before any :class:`~monitor.events.DeviceUpdated` for it;
-``DeviceUpdated`` fires only when an identifying fact actually changed and names the changed
-fields; :class:`~monitor.events.DestinationContacted` fires once per device and remote address,
-once the destination has a name (from DNS, SNI or Host) or its flow ended, so its organisation
-is known when it can be. Every per-device collection is capped, so hostile traffic cannot grow
-memory without bound; strings from the network are cut to 255 characters.
+facts, the user's label and category and the guess of earlier runs;
+:class:`~monitor.events.DeviceSeen` fires once per device and run, before any
+:class:`~monitor.events.DeviceUpdated` for it; ``DeviceUpdated`` fires only when an identifying
+fact actually changed and names the changed fields; :class:`~monitor.events.DestinationContacted`
+fires once per device and remote address, once the destination has a name (from DNS, SNI or
+Host) or its flow ended, so its organisation is known when it can be; its ``new_org`` counts the
+organisations of earlier runs too. Every per-device collection is capped, so hostile traffic
+cannot grow memory without bound; strings from the network are cut to 255 characters.
 """
 
 from __future__ import annotations
@@ -73,8 +74,26 @@ def _is_server_name(name: str) -> bool:
 
 
 def _restore(device: Device, stored: dict) -> None:
-    """What an earlier run knew: the user's label and category, and the last guess (so the
-    classifier's hysteresis starts from it rather than from nothing)."""
+    """What an earlier run knew: the identifying facts (within the caps), the user's label and
+    category, and the last guess (so classification starts from everything seen, not from this
+    run's packets alone)."""
+    for field in ("hostname", "dhcp_fingerprint", "dhcp_vendor_class"):
+        if stored.get(field) and getattr(device, field) is None:
+            setattr(device, field, stored[field])
+    for field in (
+        "ips",
+        "mdns_names",
+        "services",
+        "ssdp_servers",
+        "user_agents",
+        "domains",
+        "tls_fingerprints",
+    ):
+        collection = getattr(device, field)
+        for value in list(stored.get(field) or ())[: _CAPS[field] - len(collection)]:
+            collection.add(value)
+    for key, value in list((stored.get("mdns_txt") or {}).items())[: _CAPS["mdns_txt"]]:
+        device.mdns_txt.setdefault(key, value)
     device.label = stored.get("label")
     device.user_category = stored.get("user_category")
     device.category = stored.get("category_guess") or "unknown"
@@ -96,6 +115,7 @@ class DeviceInventory:
         home: HomeNetworks,
         emit: Callable[[Event], None],
         known: dict[str, dict] | None = None,
+        known_orgs: Callable[[str], set[str]] | None = None,
     ) -> None:
         self.vendors = vendors
         self.enricher = enricher
@@ -103,6 +123,7 @@ class DeviceInventory:
         self.home = home
         self.emit = emit
         self.known = known or {}
+        self.known_orgs = known_orgs
         self.devices: dict[str, Device] = {}
         self._contacted: dict[str, set[str]] = {}
         self._orgs: dict[str, set[str]] = {}
@@ -136,6 +157,8 @@ class DeviceInventory:
             stored = self.known.get(key)
             if stored is not None:
                 _restore(device, stored)
+                if self.known_orgs is not None:
+                    self._orgs[key] = self.known_orgs(key)
             self.devices[key] = device
             self.emit(DeviceSeen(ts, device, first_ever=stored is None))
         else:

@@ -80,6 +80,7 @@ def build(
         home=home_networks,
         emit=chain.emit,
         known=known,
+        known_orgs=_orgs_of(store) if store is not None else None,
     )
     chain.add(NamesHandler(names))
     chain.add(inventory)
@@ -129,6 +130,15 @@ def _feature_handlers(
     for error in engine.errors:
         log.error("rule not loaded: %s", error)
     return [classifier, detector, RulesHandler(engine, chain.emit)], engine
+
+
+def _orgs_of(store: Any) -> Callable[[str], set[str]]:
+    """The organisations (or addresses, without one) a stored device talked to before."""
+
+    def orgs(mac: str) -> set[str]:
+        return {row.get("org") or row["ip"] for row in store.destinations(mac)}
+
+    return orgs
 
 
 def _muted_by(store: Any) -> Callable[[str, str | None], bool]:
