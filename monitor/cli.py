@@ -11,9 +11,10 @@ standard output.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -49,6 +50,10 @@ def _config_from(args: argparse.Namespace) -> Config:
     }
     return load(getattr(args, "config", None), cli=cli)
 
+
+#: Modules that add subcommands: each has ``add_commands(subparsers, add_option_flags)`` and
+#: ``COMMANDS`` mapping a subcommand to ``handler(args, config_from) -> exit status``.
+FEATURE_COMMANDS = (cli_devices, cli_rules)
 
 _RUN_SECTIONS = (
     "capture",
@@ -96,13 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     capture.add_argument("--flows", action="store_true", help="also print every flow (jsonl)")
     _add_option_flags(capture, _RUN_SECTIONS)
 
-    cli_devices.add_commands(sub, _add_option_flags)
-
     config = sub.add_parser("config", help="print the default configuration or check one")
     config.add_argument("--defaults", action="store_true", help="print the commented defaults")
     config.add_argument("--check", action="store_true", help="validate the configuration")
 
-    cli_rules.add_commands(sub, _add_option_flags)
+    for module in FEATURE_COMMANDS:
+        module.add_commands(sub, _add_option_flags)
 
     demo = sub.add_parser("demo", help="analyse the sample captures shipped with micwatch")
     demo.add_argument("--format", choices=("text", "json", "jsonl"), default="text")
@@ -205,17 +209,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "analyze": cmd_analyze,
     "capture": cmd_capture,
-    "devices": lambda args: cli_devices.cmd_devices(args, _config_from),
-    "destinations": lambda args: cli_devices.cmd_destinations(args, _config_from),
     "config": cmd_config,
     "demo": cmd_demo,
-    "rules": lambda args: cli_rules.cmd_rules(args, _config_from),
-    "indicators": cli_rules.cmd_indicators,
-    "alerts": lambda args: cli_rules.cmd_alerts(args, _config_from),
 }
+for _module in FEATURE_COMMANDS:
+    for _name, _handler in _module.COMMANDS.items():
+        _COMMANDS[_name] = functools.partial(_handler, config_from=_config_from)
 
 
 if __name__ == "__main__":

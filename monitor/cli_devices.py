@@ -161,3 +161,7 @@ def cmd_destinations(args: argparse.Namespace, config_from: ConfigFrom) -> int:
         org = f"  {row['org']}" if row.get("org") else ""
         print(f"{name}{row['ip']}  [{row.get('country') or '??'}]{org}{flag}")
     return 0
+
+
+#: Subcommand name -> handler, for :mod:`monitor.cli`.
+COMMANDS = {"devices": cmd_devices, "destinations": cmd_destinations}

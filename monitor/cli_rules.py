@@ -132,7 +132,7 @@ def _rules_test(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def cmd_indicators(args: argparse.Namespace) -> int:
+def cmd_indicators(args: argparse.Namespace, config_from: ConfigFrom) -> int:
     try:
         name, count = import_indicators(Path(args.file))
     except IndicatorError as exc:
@@ -173,3 +173,7 @@ def cmd_alerts(args: argparse.Namespace, config_from: ConfigFrom) -> int:
         flags += " (muted)" if row.get("muted") else ""
         print(f"{row['id']:6} {stamp} [{row['level']}] {row['message']}{flags}")
     return 0
+
+
+#: Subcommand name -> handler, for :mod:`monitor.cli`.
+COMMANDS = {"rules": cmd_rules, "indicators": cmd_indicators, "alerts": cmd_alerts}
