@@ -15,13 +15,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from monitor.capture import open_files, open_live
 from monitor.config import Config
-from monitor.errors import ConfigError
 from monitor.events import CaptureStats, Tick
-from monitor.netif import interface_networks
 from monitor.output import EventPrinter, JsonLinesPrinter
 from monitor.runtime import build
+from monitor.sources import open_capture
 
 log = logging.getLogger(__name__)
 
@@ -86,24 +84,7 @@ def run_daemon(
     flows: bool = False,
 ) -> int:
     """Run until the source ends or a stop signal arrives; returns the exit status."""
-    interface = config["capture.interface"]
-    lan: list[str] | None = None
-    if read:
-        source = open_files(list(read))
-    elif interface:
-        source = open_live(
-            interface,
-            bpf_filter=config["capture.filter"],
-            snaplen=config["capture.snaplen"],
-            promiscuous=config["capture.promiscuous"],
-            buffer_size=config["capture.buffer_size"],
-        )
-        lan = interface_networks(interface)
-    else:
-        raise ConfigError(
-            "nothing to capture from: give an interface with -i IFACE (option "
-            "capture.interface) or read a capture with -r FILE (- for standard input)"
-        )
+    source, lan = open_capture(config, read)
     store = None
     if use_store:
         from monitor.store import open_store
