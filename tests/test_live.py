@@ -144,8 +144,10 @@ def test_live_flood_counts_what_the_kernel_dropped(pair: Pair) -> None:
         check=True,
     )
     sent = json.loads(flood.stdout)["sent"]
-    time.sleep(1)
+    daemon.send_signal(signal.SIGUSR1)  # statistics on demand, in the log
+    time.sleep(1.5)
     out, err = stop(daemon)
+    assert "capture: " in err and "kernel drops" in err
     assert daemon.returncode == 0, err
     summary = json.loads(out.splitlines()[-1])
     capture = summary["capture"]
