@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
-from monitor import __version__, cli_devices, cli_rules
+from monitor import __version__, cli_devices, cli_modes, cli_rules
 from monitor.config import OPTIONS, Config, defaults_toml, load
 from monitor.errors import MicwatchError
 
@@ -53,7 +53,7 @@ def _config_from(args: argparse.Namespace) -> Config:
 
 #: Modules that add subcommands: each has ``add_commands(subparsers, add_option_flags)`` and
 #: ``COMMANDS`` mapping a subcommand to ``handler(args, config_from) -> exit status``.
-FEATURE_COMMANDS = (cli_devices, cli_rules)
+FEATURE_COMMANDS = (cli_devices, cli_rules, cli_modes)
 
 _RUN_SECTIONS = (
     "capture",

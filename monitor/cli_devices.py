@@ -10,7 +10,6 @@ next appears). ``destinations [--device MAC]`` lists where the home's data goes.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from monitor.config import Config
 from monitor.errors import MicwatchError
 from monitor.model import Device
+from monitor.output import print_json
 from monitor.signatures import CATEGORIES
 
 ConfigFrom = Callable[[argparse.Namespace], Config]
@@ -86,8 +86,7 @@ def cmd_devices(args: argparse.Namespace, config_from: ConfigFrom) -> int:
     finally:
         store.close()
     if args.format == "json":
-        json.dump(rows, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        print_json(rows, sys.stdout)
         return 0
     for row in rows:
         print(_device_line(row))
@@ -151,8 +150,7 @@ def cmd_destinations(args: argparse.Namespace, config_from: ConfigFrom) -> int:
     finally:
         store.close()
     if args.format == "json":
-        json.dump(rows, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        print_json(rows, sys.stdout)
         return 0
     for row in rows:
         names = row.get("names") or []

@@ -21,6 +21,7 @@ from typing import Any
 
 from monitor.config import Config, parse_duration
 from monitor.errors import MicwatchError
+from monitor.output import print_json
 from rules.indicators import IndicatorError, import_indicators
 from rules.loader import add_allow_rule, check_rules, rule_files, rule_paths, user_rules_dir
 
@@ -164,8 +165,7 @@ def cmd_alerts(args: argparse.Namespace, config_from: ConfigFrom) -> int:
     finally:
         store.close()
     if args.format == "json":
-        json.dump(rows, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        print_json(rows, sys.stdout)
         return 0
     for row in rows:
         stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["ts"]))

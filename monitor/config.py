@@ -5,7 +5,9 @@ gives its TOML key (``[section] name``), its environment variable (``MICWATCH_SE
 its command-line flag (``--section-name``, plus a short alias for the common ones), and writes the
 commented default file (``micwatch config --defaults``).
 
-Precedence, lowest first: defaults, the TOML file, ``MICWATCH_*`` variables, command-line flags.
+Precedence, lowest first: defaults, the TOML file, the dashboard's ``settings.toml`` in the state
+directory (what the user changed on the Settings and Rules pages), ``MICWATCH_*`` variables,
+command-line flags.
 Guarantee: :func:`load` either returns a fully validated :class:`Config` or raises
 :class:`~monitor.errors.ConfigError` whose message names the option, where the bad value came from
 and what the option accepts; micwatch refuses to start rather than run on a guess.
@@ -184,6 +186,47 @@ OPTIONS: tuple[Option, ...] = (
         "How often the live daemon logs capture statistics.",
         minimum=1,
     ),
+    Option(
+        "capture.intercept",
+        "list",
+        [],
+        "Devices (MAC or IPv4 addresses, or 'all') whose traffic micwatch intercepts by ARP on "
+        "capture.interface; empty means no interception.",
+    ),
+    Option(
+        "capture.intercept_allow_large",
+        "bool",
+        False,
+        "Allow ARP interception on a network larger than a /22.",
+    ),
+    Option(
+        "capture.intercept_interval",
+        "duration",
+        "2s",
+        "How often the ARP interception repeats its replies (jittered by a quarter).",
+        minimum=0.5,
+        maximum=30,
+    ),
+    Option(
+        "capture.gateway",
+        "str",
+        "",
+        "IPv4 address of the home router for ARP interception; empty means the default route's.",
+    ),
+    Option(
+        "capture.command",
+        "str",
+        "",
+        "Command whose standard output is a pcap stream to capture from, restarted when it ends "
+        "(e.g. ssh root@router tcpdump -i br-lan -U -w -).",
+    ),
+    Option(
+        "capture.command_retry_max",
+        "duration",
+        "60s",
+        "Longest wait before restarting a capture command that ended (the wait doubles from 1s).",
+        minimum=1,
+    ),
     # --- flows ---
     Option(
         "flows.idle_timeout_tcp",
@@ -308,6 +351,13 @@ OPTIONS: tuple[Option, ...] = (
         "str",
         "",
         "Name of this sensor when several write to one database; empty means the host name.",
+    ),
+    Option(
+        "store.max_size",
+        "size",
+        "500MB",
+        "Hard cap on the SQLite database (file and WAL): beyond it the oldest traffic and "
+        "events are deleted first, alerts last; 0 means no cap.",
     ),
     # --- detect ---
     Option(
@@ -471,7 +521,119 @@ OPTIONS: tuple[Option, ...] = (
         "The night hours (HH:MM-HH:MM, may wrap midnight) that rules with hours: night use.",
     ),
     # --- notify ---
+    Option(
+        "notify.targets",
+        "list",
+        [],
+        "Where notifications go: apprise URLs (ntfy://host/topic, gotify://, mailto://, "
+        "tgram://, matrix://, json://...); empty means no notifications.",
+    ),
+    Option(
+        "notify.now_levels",
+        "list",
+        ["high", "medium"],
+        "Alert levels notified at once (after grouping); the other levels go to the daily "
+        "digest.",
+    ),
+    Option(
+        "notify.group_window",
+        "duration",
+        "60s",
+        "Alerts raised within this time after a first one are sent together as one message.",
+        maximum=3600,
+    ),
+    Option(
+        "notify.min_interval",
+        "duration",
+        "60s",
+        "At most one message per this interval; alerts meanwhile join the next message.",
+        maximum=86400,
+    ),
+    Option(
+        "notify.quiet_hours",
+        "str",
+        "",
+        "Hours (HH:MM-HH:MM, local time, may wrap midnight) when only high alerts are sent; "
+        "the others wait until the quiet hours end. Empty means none.",
+    ),
+    Option(
+        "notify.digest_at",
+        "str",
+        "08:00",
+        "Local time (HH:MM) of the daily digest of the alerts not sent at once.",
+    ),
+    Option(
+        "notify.max_queue",
+        "int",
+        100,
+        "Messages kept per target while it is down; beyond, the oldest without a high alert "
+        "is dropped.",
+        minimum=1,
+    ),
+    Option(
+        "notify.mqtt",
+        "str",
+        "",
+        "MQTT broker for Home Assistant (mqtt://user:password@host:1883); empty means off.",
+    ),
+    Option(
+        "notify.mqtt_discovery_prefix",
+        "str",
+        "homeassistant",
+        "Home Assistant's MQTT discovery prefix.",
+    ),
+    # --- health ---
+    Option(
+        "health.stall_after",
+        "duration",
+        "5m",
+        "Notify when live capture receives no packet for this long.",
+        minimum=10,
+    ),
+    Option(
+        "health.loss_threshold",
+        "float",
+        0.01,
+        "Notify when the kernel drops more than this share of packets between two reports.",
+        minimum=0,
+        maximum=1,
+    ),
     # --- dashboard ---
+    Option(
+        "dashboard.bind",
+        "str",
+        "",
+        "Address and port the dashboard listens on (e.g. 127.0.0.1:8080); empty means the "
+        "address of the interface holding the default route, port 8080.",
+        alias="--bind",
+    ),
+    Option(
+        "dashboard.secret_file",
+        "str",
+        "",
+        "File holding the key that signs dashboard sessions; empty means dashboard_secret in "
+        "the state directory (created with mode 0600).",
+    ),
+    Option(
+        "dashboard.secure_cookie",
+        "bool",
+        False,
+        "Send the session cookie over https only (set this when a proxy serves the dashboard "
+        "over https).",
+    ),
+    Option(
+        "dashboard.language",
+        "str",
+        "",
+        "Language of the dashboard and the report; empty follows the browser.",
+        choices=("", "en", "fr"),
+    ),
+    Option(
+        "dashboard.disabled_rules",
+        "list",
+        [],
+        "Ids of rules switched off on the dashboard's Rules page; the daemon skips them.",
+    ),
 )
 
 OPTIONS_BY_KEY: dict[str, Option] = {o.key: o for o in OPTIONS}
@@ -532,6 +694,9 @@ def load(
         file_path = next((p for p in default_config_paths() if p.is_file()), None)
     if file_path is not None:
         _apply_file(file_path, values, sources)
+    settings = _settings_file(values, env, cli or {})
+    if settings.is_file():
+        _apply_file(settings, values, sources)
     for option in OPTIONS:
         if option.env in env:
             values[option.key] = option.convert(env[option.env], f"environment {option.env}")
@@ -545,6 +710,19 @@ def load(
         values[key] = option.convert(value, f"command line {option.flag}")
         sources[key] = "command line"
     return Config(values, sources)
+
+
+def _settings_file(values: dict[str, Any], env: Mapping[str, str], cli: Mapping[str, Any]) -> Path:
+    """The dashboard's settings file, in the state directory the other sources name."""
+    from monitor.settings_file import settings_path
+
+    option = OPTIONS_BY_KEY["store.state_dir"]
+    configured = values[option.key]
+    if option.env in env:
+        configured = option.convert(env[option.env], f"environment {option.env}")
+    if cli.get(option.key) is not None:
+        configured = option.convert(cli[option.key], f"command line {option.flag}")
+    return settings_path(configured)
 
 
 def _apply_file(path: Path, values: dict[str, Any], sources: dict[str, str]) -> None:

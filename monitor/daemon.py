@@ -18,7 +18,7 @@ from typing import Any
 from monitor.config import Config
 from monitor.events import CaptureStats, Tick
 from monitor.output import EventPrinter, JsonLinesPrinter
-from monitor.runtime import build
+from monitor.runtime import build, headless_handlers
 from monitor.sources import open_capture
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,9 @@ def run_daemon(
     )
     reporter = StatsReporter(config["capture.stats_interval"])
     runtime = build(config, lan=lan, store=store, sinks=(printer, reporter))
+    headless = headless_handlers(config, runtime.chain, store)
+    for handler in headless:
+        runtime.chain.add(handler)
     reporter.pipeline = runtime.pipeline
     reloader = RuleReloader(runtime)
     runtime.chain.add(reloader)
@@ -118,6 +121,10 @@ def run_daemon(
     finally:
         runtime.pipeline.finish()
         source.close()
+        for handler in headless:
+            close = getattr(handler, "close", None)
+            if close is not None:
+                close()
         if store is not None:
             store.close()
     if isinstance(printer, JsonLinesPrinter):

@@ -34,7 +34,7 @@ from monitor.events import (
     SsdpObserved,
 )
 from monitor.flows import HomeNetworks
-from monitor.model import Destination, Device, Flow
+from monitor.model import DEVICE_SET_FIELDS, Destination, Device, Flow
 from monitor.names import NameTable
 from monitor.vendors import VendorTable, is_randomized
 
@@ -80,15 +80,7 @@ def _restore(device: Device, stored: dict) -> None:
     for field in ("hostname", "dhcp_fingerprint", "dhcp_vendor_class"):
         if stored.get(field) and getattr(device, field) is None:
             setattr(device, field, stored[field])
-    for field in (
-        "ips",
-        "mdns_names",
-        "services",
-        "ssdp_servers",
-        "user_agents",
-        "domains",
-        "tls_fingerprints",
-    ):
+    for field in DEVICE_SET_FIELDS:
         collection = getattr(device, field)
         for value in list(stored.get(field) or ())[: _CAPS[field] - len(collection)]:
             collection.add(value)

@@ -224,6 +224,18 @@ class Destination:
         }
 
 
+#: The Device fields that are sets of names (capped, merged across runs, stored as lists).
+DEVICE_SET_FIELDS = (
+    "ips",
+    "mdns_names",
+    "services",
+    "ssdp_servers",
+    "user_agents",
+    "domains",
+    "tls_fingerprints",
+)
+
+
 @dataclass
 class Device:
     """A device in the home, keyed by MAC address (``ip:<addr>`` when the link has no MACs).

@@ -211,6 +211,12 @@ class JsonLinesPrinter:
         self.write({"kind": "alert", **event.alert.to_record()})
 
 
+def print_json(value: Any, out: IO[str]) -> None:
+    """Pretty JSON for people and scripts (``--format json`` of the store commands)."""
+    json.dump(value, out, indent=2, default=_json_default)
+    out.write("\n")
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(value)

@@ -19,6 +19,7 @@ from monitor.config import Config
 from monitor.detect import BurstDetector, DetectSettings
 from monitor.devices import DeviceInventory
 from monitor.enrich import Enricher
+from monitor.errors import ConfigError
 from monitor.events import HandlerChain
 from monitor.flows import HomeNetworks
 from monitor.homeset import resolve_home
@@ -103,6 +104,48 @@ def build(
         bin_seconds=config["flows.bin_seconds"],
     )
     return Runtime(config, chain, pipeline, inventory, names, enricher, home_set, engine, store)
+
+
+def headless_handlers(config: Config, chain: HandlerChain, store: Any = None) -> list[Any]:
+    """The daemon's handlers that run after the store: health reports and alerts, then the
+    notifiers (apprise targets, Home Assistant over MQTT) when configured. Run them after the
+    store so an alert is journaled before anyone is told; call each one's ``close`` (when it has
+    one) after the pipeline finished. Raises ConfigError for a bad notification setting."""
+    from monitor.health import HealthMonitor
+    from monitor.notify import Notifier
+
+    handlers: list[Any] = [
+        HealthMonitor(
+            chain.emit,
+            stall_after=config["health.stall_after"],
+            loss_threshold=config["health.loss_threshold"],
+            store=store,
+            disk_path=config["store.state_dir"] or "/",
+        )
+    ]
+    try:
+        if config["notify.targets"]:
+            handlers.append(Notifier.from_config(config))
+        if config["notify.mqtt"]:
+            from monitor.notify_mqtt import HomeAssistantMqtt
+
+            sensor = getattr(store, "sensor", None) or config["store.sensor"] or _hostname()
+            handlers.append(
+                HomeAssistantMqtt(
+                    config["notify.mqtt"],
+                    sensor=sensor,
+                    discovery_prefix=config["notify.mqtt_discovery_prefix"],
+                )
+            )
+    except ValueError as exc:
+        raise ConfigError(f"notify: {exc}") from None
+    return handlers
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
 
 
 def _feature_handlers(

@@ -29,8 +29,11 @@ from monitor.store_items import (
     destination_item,
     device_item,
     flow_item,
+    health_item,
     stats_item,
 )
+from monitor.store_cap import database_bytes
+from monitor.store_journal import JOURNAL_FILE, AlertJournal
 from monitor.store_reader import StoreReader
 from monitor.store_writer import Writer
 
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
         Shutdown,
         UploadBurst,
     )
+    from monitor.health import HealthReport
 
 DB_FILE = "micwatch.db"
 #: How long the store waits for its queue to be written when the capture ends.
@@ -71,11 +75,12 @@ def open_store(config: Mapping[str, Any], *, writer: bool = True) -> StoreReader
     """The store configured by the ``store.*`` options: a :class:`Store` with its writer
     thread (the daemon), or with ``writer=False`` a :class:`StoreReader` (the CLI, the
     dashboard). Creates the state directory (mode 0700) when the database is the default
-    SQLite file."""
+    SQLite file or a writer is opened (its alert journal lives there)."""
     url = config["store.db"]
-    if not url:
-        directory = state_dir(config["store.state_dir"])
+    directory = state_dir(config["store.state_dir"])
+    if not url or writer:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not url:
         url = default_db_url(directory)
     sensor = config["store.sensor"] or socket.gethostname()
     if not writer:
@@ -85,6 +90,8 @@ def open_store(config: Mapping[str, Any], *, writer: bool = True) -> StoreReader
         sensor=sensor,
         retention_s=config["store.retention"],
         batch_seconds=config["store.batch_seconds"],
+        max_bytes=config["store.max_size"],
+        journal=directory / JOURNAL_FILE,
     )
 
 
@@ -98,6 +105,14 @@ class Store(StoreReader):
     name should write to a database at a time: device and destination rows are merged
     read-modify-write by its writer. ``flush`` waits until everything queued is written;
     ``close`` flushes and stops the writer.
+
+    Durability: rows are committed in batches every ``batch_seconds`` (SQLite WAL with
+    ``synchronous=NORMAL``: a committed batch survives ``kill -9``), so a crash loses at most the
+    rows queued since the last batch. With a ``journal`` path, alerts are not lost at all: each
+    is appended to the :class:`~monitor.store_journal.AlertJournal` (``fsync``) before
+    ``on_alert_raised`` returns, and the next store opened with that journal writes the ones
+    the database lacks. ``max_bytes`` > 0 caps a SQLite database (see
+    :mod:`monitor.store_cap`).
     """
 
     def __init__(
@@ -109,9 +124,16 @@ class Store(StoreReader):
         batch_seconds: float = 1.0,
         max_queue: int = 20000,
         busy_timeout_s: float = 5.0,
+        max_bytes: int = 0,
+        journal: Path | None = None,
     ) -> None:
         super().__init__(url, sensor=sensor, busy_timeout_s=busy_timeout_s, record_version=True)
-        self._writer = Writer(self.engine, sensor, retention_s, batch_seconds, max_queue)
+        self._journal = AlertJournal(journal) if journal is not None else None
+        if self._journal is not None:
+            self._journal.replay(self.engine, sensor)
+        self._writer = Writer(
+            self.engine, sensor, retention_s, batch_seconds, max_queue, max_bytes=max_bytes
+        )
         self._closed: bool | None = None
 
     def __enter__(self) -> Store:
@@ -141,9 +163,21 @@ class Store(StoreReader):
     def on_capture_stats(self, event: CaptureStats) -> None:
         self._writer.put(stats_item(event))
 
+    def on_health_report(self, event: HealthReport) -> None:
+        self._writer.put(health_item(event.ts, event.snapshot))
+
     def on_alert_raised(self, event: AlertRaised) -> None:
-        """Queue the alert; it is never dropped and retried until written."""
-        self._writer.put_alert(alert_item(event.alert))
+        """Journal the alert (with a journal: on disk when this returns) and queue it; it is
+        never dropped and retried until written."""
+        item = alert_item(event.alert)
+        if self._journal is None:
+            self._writer.put_alert(item)
+            return
+        with self._journal.lock:
+            if not self._writer.stats()["pending_alerts"]:
+                self._journal.truncate()
+            self._journal.append(item.row)
+            self._writer.put_alert(item)
 
     def on_shutdown(self, _event: Shutdown) -> None:
         """The capture ended: wait (up to :data:`SHUTDOWN_FLUSH_S`) until the queue is
@@ -162,13 +196,18 @@ class Store(StoreReader):
         release the connections; True when nothing was left unwritten. Idempotent."""
         if self._closed is None:
             self._closed = self._writer.close(timeout)
+            if self._journal is not None:
+                if self._closed:
+                    with self._journal.lock:
+                        self._journal.truncate()
+                self._journal.close()
             super().close()
         return self._closed
 
     def stats(self) -> dict[str, Any]:
-        """The writer's counters: queued, pending_alerts, dropped, failed, written,
-        write_failures."""
-        return self._writer.stats()
+        """The writer's counters (queued, pending_alerts, dropped, failed, written,
+        write_failures, pruned) and ``db_bytes``, the database's size (None if unknown)."""
+        return {**self._writer.stats(), "db_bytes": database_bytes(self.engine)}
 
     def expire(self, now: float | None = None, timeout: float | None = 60.0) -> int:
         """Run retention to completion in the writer thread (after what is queued) and return

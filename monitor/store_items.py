@@ -249,6 +249,12 @@ def stats_item(event: CaptureStats) -> EventItem:
     return EventItem(None, plain(row))
 
 
+def health_item(ts: float, snapshot: dict[str, Any]) -> EventItem:
+    """A health snapshot (see :mod:`monitor.health`) as a ``health`` event row."""
+    row = {"ts": ts, "kind": "health", "device_mac": None, "dest": None, "body": snapshot}
+    return EventItem(None, plain(row))
+
+
 def alert_item(alert: Alert) -> AlertItem:
     """An alert as an alerts row."""
     row = {

@@ -2,7 +2,8 @@
 
 Only SQLite and PostgreSQL are supported for writing: upserts use each dialect's
 ``INSERT ... ON CONFLICT DO UPDATE``. On SQLite the engine runs in WAL mode with
-``synchronous=NORMAL`` and a busy timeout, and write transactions start with ``BEGIN IMMEDIATE``
+``synchronous=NORMAL``, a busy timeout and (for a new file) ``auto_vacuum=INCREMENTAL`` so the
+size cap can give pages back, and write transactions start with ``BEGIN IMMEDIATE``
 (connections opened with :data:`IMMEDIATE`) so a writer takes the lock up front instead of
 failing halfway when a reader's snapshot is stale; reads start a plain deferred ``BEGIN``.
 """
@@ -100,6 +101,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect on a new file only
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()

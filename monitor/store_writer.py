@@ -17,6 +17,8 @@ Guarantees:
   in slices of :data:`~monitor.store_sql.CHUNK` rows per statement and transaction. Its clock is
   the newest event time written, capped at the wall clock, so replaying an old capture keeps
   its rows and a store that writes nothing (a dashboard) deletes nothing.
+- With a size cap (``max_bytes`` > 0, SQLite), after every written batch whose file and WAL
+  exceed the cap, the oldest rows are pruned in this thread (:func:`~monitor.store_cap.prune`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from monitor.store_batch import Batch
+from monitor.store_cap import file_bytes, prune
 from monitor.store_items import Command, Expire, Forget, Item
 from monitor.store_sql import CHUNK, IMMEDIATE, RETENTION, delete_slice, write_batch
 
@@ -60,8 +63,10 @@ class Writer:
         retention_s: float,
         batch_seconds: float,
         max_queue: int,
+        max_bytes: int = 0,
     ) -> None:
         self._engine = engine
+        self._max_bytes = max_bytes
         self._sensor = sensor
         self._retention_s = retention_s
         self._batch_seconds = batch_seconds
@@ -76,7 +81,13 @@ class Writer:
         self._closed = False
         self._stopping = False
         self._deadline = 0.0
-        self._counters = {"dropped": 0, "failed": 0, "written": 0, "write_failures": 0}
+        self._counters = {
+            "dropped": 0,
+            "failed": 0,
+            "written": 0,
+            "write_failures": 0,
+            "pruned": 0,
+        }
         self._backlog: deque[tuple[int, Item]] = deque()
         self._batch = Batch()
         self._orgs: OrderedDict[str, str] = OrderedDict()
@@ -135,7 +146,8 @@ class Writer:
 
     def stats(self) -> dict[str, Any]:
         """Counters: ``queued`` (waiting, incl. backlog), ``pending_alerts``, ``dropped``,
-        ``failed``, ``written`` (items), ``write_failures`` (failed transactions)."""
+        ``failed``, ``written`` (items), ``write_failures`` (failed transactions), ``pruned``
+        (rows deleted by the size cap)."""
         with self._lock:
             queued = len(self._items) + len(self._backlog)
             counters = dict(self._counters)
@@ -160,6 +172,7 @@ class Writer:
                 self._recovered()
                 self._mark_done(target)
                 self._retention_due()
+                self._cap_due()
                 delay = 0.0 if self._backlog else self._batch_seconds
                 if stopping and self._idle():
                     return
@@ -285,6 +298,16 @@ class Writer:
         if self._clock is not None and time.monotonic() >= self._next_retention:
             more = self._retention(self._clock, SLICES_PER_PASS)[1]
             self._next_retention = time.monotonic() + (0.0 if more else RETENTION_INTERVAL_S)
+
+    def _cap_due(self) -> None:
+        if self._max_bytes > 0 and (file_bytes(self._engine) or 0) > self._max_bytes:
+            try:
+                deleted = prune(self._engine, self._sensor, self._max_bytes)
+            except Exception as exc:
+                log.warning("store size cap: pruning stopped (%s); it will run again", exc)
+                return
+            with self._lock:
+                self._counters["pruned"] += deleted
 
     def _idle(self) -> bool:
         with self._lock:

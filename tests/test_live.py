@@ -31,23 +31,11 @@ def start(pair: Pair, ns: str, *argv: str) -> subprocess.Popen:
 
 
 def start_daemon(pair: Pair, *extra: str) -> subprocess.Popen:
-    daemon = start(
-        pair,
-        pair.ns_a,
-        sys.executable,
-        "-m",
-        "monitor.cli",
-        "capture",
-        "-i",
-        pair.if_a,
-        "--format",
-        "jsonl",
-        "--flows",
-        "--no-store",
-        "--home",
-        "FR",
-        *extra,
-    )
+    """``micwatch capture`` on host a's interface, printing JSON lines (home set FR); ``extra``
+    arguments are added (without ``--store-db`` it writes no database)."""
+    store = [] if any(arg.startswith("--store-db") for arg in extra) else ["--no-store"]
+    argv = ["capture", "-i", pair.if_a, "--format", "jsonl", "--home", "FR", *store, *extra]
+    daemon = start(pair, pair.ns_a, sys.executable, "-m", "monitor.cli", *argv)
     time.sleep(1.5)  # let it open the interface
     assert daemon.poll() is None, daemon.stderr.read()
     return daemon
@@ -79,7 +67,7 @@ def test_live_capture_reports_flows_names_bytes_and_the_burst(pair: Pair) -> Non
     )
     try:
         assert server.stdout.readline().strip() == "ready"
-        daemon = start_daemon(pair)
+        daemon = start_daemon(pair, "--flows")
         client = subprocess.run(
             pair.cmd(
                 pair.ns_a,
@@ -189,19 +177,8 @@ def test_live_alert_reaches_the_cli_and_the_store_within_5_seconds(
     pair = jumbo_pair
     db = tmp_path / "micwatch.db"
     capture = "tests/data/iot/lifecycle_xiaobaiY2cam_speak_remote.pcap"
-    daemon = start(
+    daemon = start_daemon(
         pair,
-        pair.ns_a,
-        sys.executable,
-        "-m",
-        "monitor.cli",
-        "capture",
-        "-i",
-        pair.if_a,
-        "--format",
-        "jsonl",
-        "--home",
-        "FR",
         "--network-lan",
         "192.168.1.0/24",
         "--store-db",
@@ -210,8 +187,6 @@ def test_live_alert_reaches_the_cli_and_the_store_within_5_seconds(
         "test",
     )
     lines = line_reader(daemon.stdout)
-    time.sleep(1.5)
-    assert daemon.poll() is None, daemon.stderr.read()
     replayer = start(
         pair, pair.ns_b, sys.executable, "-m", "tests.live_peers", "replay", pair.if_b, capture
     )
@@ -226,15 +201,18 @@ def test_live_alert_reaches_the_cli_and_the_store_within_5_seconds(
                 continue
             if '"kind":"alert"' in line and '"audio-upload-foreign"' in line:
                 alert, seen_at = json.loads(line), time.time()
-        assert alert is not None, "no audio alert within 40 s"
-        while time.time() < deadline and stored_at is None:
+        while alert is not None and time.time() < deadline and stored_at is None:
             if any(a["rule"] == "audio-upload-foreign" for a in reader.alerts()):
                 stored_at = time.time()
             time.sleep(0.05)
         replayed = json.loads(replayer.communicate(timeout=30)[0])
     finally:
-        stop(daemon)
+        # stdout belongs to the reader thread: stop the daemon and read only its log.
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=30)
+        log = daemon.stderr.read()
         reader.close()
+    assert alert is not None, f"no audio alert within 40 s; daemon log:\n{log}"
     burst_end = alert["event"]["ts_end"]
     print(
         f"replayed {replayed['sent']} frames; alert on stdout {seen_at - burst_end:.2f} s and "

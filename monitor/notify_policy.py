@@ -1,0 +1,202 @@
+"""When an alert becomes a notification: routing by level, grouping, rate limit, quiet hours and
+the daily digest. Pure logic on an injected clock; :mod:`monitor.notify` runs it in a thread.
+
+Guarantees (``now`` is wall-clock epoch seconds, hours are local time):
+
+- An alert whose level is in ``now_levels`` joins the open *group*; every other alert joins the
+  *digest*. Nothing is dropped here except digest lines beyond :data:`DIGEST_MAX_LINES` (they
+  are counted in the digest's last line).
+- A group is released as ONE message ``group_window`` seconds after its first alert, and never
+  sooner than ``min_interval`` seconds after the previous group: alerts arriving meanwhile join
+  it, so ten bursts in a minute make one message.
+- During ``quiet_hours`` a group is held until the quiet hours end, unless it holds a ``high``
+  alert: a device sending what it hears abroad is worth waking up for. Held alerts are then
+  sent as one message.
+- The digest is released once a day at ``digest_at`` when it holds at least one alert.
+- :meth:`Policy.flush` releases the group at once (shutdown), quiet hours still respected.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from monitor.model import Alert
+
+LEVELS = ("low", "medium", "high")
+#: Alert lines listed in one digest message; the rest are counted.
+DIGEST_MAX_LINES = 50
+#: Alert lines listed in one grouped message; the rest are counted.
+GROUP_MAX_LINES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One notification: what every target receives. ``level`` is the highest alert level in
+    it (``info`` for tests and health notes without alerts)."""
+
+    title: str
+    body: str
+    level: str
+    alerts: int = 1
+
+
+def parse_hhmm(text: str) -> tuple[int, int]:
+    """``(hour, minute)`` from ``"HH:MM"``; ValueError otherwise."""
+    hour, _, minute = text.strip().partition(":")
+    h, m = int(hour), int(minute)
+    if not (0 <= h < 24 and 0 <= m < 60):
+        raise ValueError(f"not a time of day: {text!r}")
+    return h, m
+
+
+def parse_quiet_hours(text: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """``((h, m), (h, m))`` from ``"22:00-07:00"`` (may wrap midnight); None for ``""``."""
+    if not text.strip():
+        return None
+    start, sep, end = text.partition("-")
+    if not sep:
+        raise ValueError(f"quiet hours must be HH:MM-HH:MM, not {text!r}")
+    return parse_hhmm(start), parse_hhmm(end)
+
+
+@dataclass
+class PolicySettings:
+    """The ``notify.*`` options the policy uses."""
+
+    now_levels: frozenset[str] = frozenset({"high", "medium"})
+    group_window: float = 60.0
+    min_interval: float = 60.0
+    quiet_hours: str = ""
+    digest_at: str = "08:00"
+
+    @classmethod
+    def from_config(cls, config: Any) -> PolicySettings:
+        return cls(
+            now_levels=frozenset(config["notify.now_levels"]),
+            group_window=config["notify.group_window"],
+            min_interval=config["notify.min_interval"],
+            quiet_hours=config["notify.quiet_hours"],
+            digest_at=config["notify.digest_at"],
+        )
+
+
+def _local(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts).astimezone()
+
+
+def _minutes(hm: tuple[int, int]) -> int:
+    return hm[0] * 60 + hm[1]
+
+
+@dataclass
+class Policy:
+    """Routing and timing of notifications; see the module docstring."""
+
+    settings: PolicySettings
+    clock: Callable[[], float] = time.time
+    _group: list[Alert] = field(default_factory=list)
+    _group_opened: float = 0.0
+    _last_sent: float = float("-inf")
+    _digest: list[Alert] = field(default_factory=list)
+    _digest_extra: int = 0
+    _next_digest: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._quiet = parse_quiet_hours(self.settings.quiet_hours)
+        self._digest_hm = parse_hhmm(self.settings.digest_at)
+        self._next_digest = self._next_digest_after(self.clock())
+
+    def add(self, alert: Alert) -> None:
+        """Route one alert to the group or the digest."""
+        if alert.level in self.settings.now_levels:
+            if not self._group:
+                self._group_opened = self.clock()
+            self._group.append(alert)
+        elif len(self._digest) < DIGEST_MAX_LINES:
+            self._digest.append(alert)
+        else:
+            self._digest_extra += 1
+
+    def due(self) -> list[Message]:
+        """The messages to send now (possibly none)."""
+        now = self.clock()
+        out: list[Message] = []
+        if self._group and now >= self._group_opened + self.settings.group_window:
+            if now >= self._last_sent + self.settings.min_interval:
+                out += self._release_group(now)
+        if now >= self._next_digest:
+            self._next_digest = self._next_digest_after(now)
+            if self._digest:
+                out.append(self._digest_message())
+        return out
+
+    def flush(self) -> list[Message]:
+        """Release the open group now (at shutdown), unless quiet hours hold it."""
+        return self._release_group(self.clock()) if self._group else []
+
+    def held(self) -> int:
+        """Alerts waiting in the group and the digest."""
+        return len(self._group) + len(self._digest) + self._digest_extra
+
+    def quiet(self, now: float) -> bool:
+        """True during the quiet hours."""
+        if self._quiet is None:
+            return False
+        local = _local(now)
+        minute = local.hour * 60 + local.minute
+        start, end = _minutes(self._quiet[0]), _minutes(self._quiet[1])
+        return start <= minute < end if start <= end else minute >= start or minute < end
+
+    def _release_group(self, now: float) -> list[Message]:
+        if self.quiet(now) and not any(a.level == "high" for a in self._group):
+            return []
+        group, self._group = self._group, []
+        self._last_sent = now
+        return [group_message(group)]
+
+    def _digest_message(self) -> Message:
+        alerts, extra = self._digest, self._digest_extra
+        self._digest, self._digest_extra = [], 0
+        lines = [f"- {_hhmm(a.ts)} {a.message}" for a in alerts]
+        if extra:
+            lines.append(f"... and {extra} more: see the dashboard.")
+        total = len(alerts) + extra
+        title = f"micwatch daily digest: {total} alert{'s' if total > 1 else ''}"
+        return Message(title, "\n".join(lines), _highest(alerts), total)
+
+    def _next_digest_after(self, now: float) -> float:
+        local = _local(now)
+        target = local.replace(
+            hour=self._digest_hm[0], minute=self._digest_hm[1], second=0, microsecond=0
+        )
+        if target.timestamp() <= now:
+            target += timedelta(days=1)
+        return target.timestamp()
+
+
+def group_message(alerts: list[Alert]) -> Message:
+    """One message for a group: a single alert as itself, several as a list."""
+    level = _highest(alerts)
+    if len(alerts) == 1:
+        alert = alerts[0]
+        return Message(alert.title or "micwatch alert", alert.message, level)
+    lines = [f"- {_hhmm(a.ts)} {a.message}" for a in alerts[:GROUP_MAX_LINES]]
+    if len(alerts) > GROUP_MAX_LINES:
+        lines.append(f"... and {len(alerts) - GROUP_MAX_LINES} more: see the dashboard.")
+    return Message(f"micwatch: {len(alerts)} alerts", "\n".join(lines), level, len(alerts))
+
+
+def _highest(alerts: list[Alert]) -> str:
+    return max((a.level for a in alerts), key=_rank, default="low")
+
+
+def _rank(level: str) -> int:
+    return LEVELS.index(level) if level in LEVELS else 0
+
+
+def _hhmm(ts: float) -> str:
+    return _local(ts).strftime("%H:%M")

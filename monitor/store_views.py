@@ -1,0 +1,124 @@
+"""Read-only aggregate queries over the store's tables, for the dashboard and the report.
+
+Each function takes a :class:`~monitor.store_reader.StoreReader`, reads only that reader's
+sensor's rows, never writes, and returns plain dicts. What a chart plots is aggregated in SQL
+(sums per country, per minute) so a page costs a few indexed queries whatever the history.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Integer, and_, cast, func, select
+
+from monitor.store_reader import StoreReader
+from monitor.store_sql import ALERTS, DESTINATIONS, DEVICES, EVENTS, LINKS, TRAFFIC
+
+
+def _rows(reader: StoreReader, stmt: Any) -> list[dict[str, Any]]:
+    with reader.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def countries(reader: StoreReader, since: float) -> list[dict[str, Any]]:
+    """Where the home's data went: per destination country (None: unknown), the bytes sent
+    and received over links active since ``since``, the devices involved and whether the
+    country is outside the home set; biggest upload first. Local destinations are left out."""
+    on = and_(DESTINATIONS.c.sensor == LINKS.c.sensor, DESTINATIONS.c.ip == LINKS.c.dest_ip)
+    stmt = (
+        select(
+            DESTINATIONS.c.country,
+            func.sum(LINKS.c.bytes_up).label("bytes_up"),
+            func.sum(LINKS.c.bytes_down).label("bytes_down"),
+            func.count(func.distinct(LINKS.c.device_mac)).label("devices"),
+            func.max(DESTINATIONS.c.foreign).label("foreign"),
+        )
+        .select_from(LINKS.join(DESTINATIONS, on))
+        .where(
+            LINKS.c.sensor == reader.sensor,
+            LINKS.c.last_seen >= since,
+            DESTINATIONS.c.local.is_(False),
+        )
+        .group_by(DESTINATIONS.c.country)
+        .order_by(func.sum(LINKS.c.bytes_up).desc())
+    )
+    return [{**r, "foreign": bool(r["foreign"])} for r in _rows(reader, stmt)]
+
+
+def upload_series(
+    reader: StoreReader, mac: str, start: float, end: float
+) -> list[dict[str, Any]]:
+    """One device's traffic per minute in ``[start, end)``: ``minute``, ``bytes_up``,
+    ``bytes_down`` summed over destinations, oldest first (minutes without traffic absent)."""
+    stmt = (
+        select(
+            TRAFFIC.c.minute,
+            func.sum(TRAFFIC.c.bytes_up).label("bytes_up"),
+            func.sum(TRAFFIC.c.bytes_down).label("bytes_down"),
+        )
+        .where(
+            TRAFFIC.c.sensor == reader.sensor,
+            TRAFFIC.c.device_mac == mac,
+            TRAFFIC.c.minute >= start,
+            TRAFFIC.c.minute < end,
+        )
+        .group_by(TRAFFIC.c.minute)
+        .order_by(TRAFFIC.c.minute)
+    )
+    return _rows(reader, stmt)
+
+
+def alert_counts(reader: StoreReader) -> dict[str, int]:
+    """Alerts not yet acknowledged (nor muted), per level."""
+    stmt = (
+        select(ALERTS.c.level, func.count().label("n"))
+        .where(
+            ALERTS.c.sensor == reader.sensor,
+            ALERTS.c.acknowledged.is_(False),
+            ALERTS.c.muted.is_(False),
+        )
+        .group_by(ALERTS.c.level)
+    )
+    return {r["level"]: r["n"] for r in _rows(reader, stmt)}
+
+
+def alert(reader: StoreReader, alert_id: int) -> dict[str, Any] | None:
+    """One alert by id (as :meth:`StoreReader.alerts` returns it), or None."""
+    stmt = select(ALERTS).where(ALERTS.c.sensor == reader.sensor, ALERTS.c.id == alert_id)
+    rows = _rows(reader, stmt)
+    return rows[0] if rows else None
+
+
+def alert_rules(reader: StoreReader) -> list[str]:
+    """The ids of the rules that raised a stored alert, sorted (the Alerts page's filter)."""
+    stmt = (
+        select(ALERTS.c.rule)
+        .where(ALERTS.c.sensor == reader.sensor)
+        .group_by(ALERTS.c.rule)
+        .order_by(ALERTS.c.rule)
+    )
+    return [r["rule"] for r in _rows(reader, stmt)]
+
+
+def change_stamp(reader: StoreReader) -> str:
+    """A short text that changes whenever a device, alert or event is written or changed by
+    the user: the live pages poll it and refresh when it moves."""
+    with reader.engine.connect() as conn:
+        parts = [
+            conn.execute(
+                select(func.count(), func.max(DEVICES.c.last_seen)).where(
+                    DEVICES.c.sensor == reader.sensor
+                )
+            ).one(),
+            conn.execute(
+                select(
+                    func.count(),
+                    func.max(ALERTS.c.id),
+                    func.sum(cast(ALERTS.c.acknowledged, Integer)),
+                ).where(ALERTS.c.sensor == reader.sensor)
+            ).one(),
+            conn.execute(
+                select(func.max(EVENTS.c.id)).where(EVENTS.c.sensor == reader.sensor)
+            ).one(),
+        ]
+    return "/".join(str(value) for part in parts for value in part)
