@@ -172,7 +172,16 @@ def _feature_handlers(
     )
     for error in engine.errors:
         log.error("rule not loaded: %s", error)
+    if store is not None:
+        # Alerts of earlier runs still in their quiet period stay quiet after a restart.
+        for row in store.alerts(since=time.time() - _LONGEST_QUIET_S, limit=10_000):
+            if row.get("suppression_key") and row["suppressed_until"] > time.time():
+                engine.resume_quiet(row["rule"], row["suppression_key"], row["suppressed_until"])
     return [classifier, detector, RulesHandler(engine, chain.emit)], engine
+
+
+#: How far back stored alerts are read for quiet periods that outlive a restart.
+_LONGEST_QUIET_S = 7 * 86400
 
 
 def _orgs_of(store: Any) -> Callable[[str], set[str]]:

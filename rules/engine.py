@@ -313,6 +313,15 @@ class RuleEngine:
             )
         return alerts
 
+    def resume_quiet(self, rule_id: str, key: str, until: float) -> None:
+        """Carry over a quiet period from an earlier run (an alert in the store whose
+        suppression has not expired), so a restart does not repeat the alert."""
+        slot = (rule_id, key)
+        if self._suppressed.get(slot, 0.0) < until:
+            self._suppressed[slot] = until
+            if len(self._suppressed) > self.max_suppressions:
+                self._suppressed.popitem(last=False)
+
     def _matches(self, rule: Rule, record: dict[str, Any]) -> bool:
         try:
             return rule.matches(record)

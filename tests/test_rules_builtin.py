@@ -318,3 +318,15 @@ def test_throughput_figures(capsys: pytest.CaptureFixture[str]) -> None:
     assert evaluate_quiet > 5_000
     assert evaluate_headline > 5_000
     assert lookup > 50_000
+
+
+def test_quiet_periods_carry_over_a_restart() -> None:
+    """The alert an earlier run stored (with its suppression key and end) keeps a restarted
+    engine quiet until then; after it, the same burst alerts again."""
+    [first] = builtin_engine().evaluate(burst(ts=DAY))
+    restarted = builtin_engine()
+    restarted.resume_quiet(first.rule, first.suppression_key, first.suppressed_until)
+    assert restarted.evaluate(burst(ts=DAY + 600)) == []
+    assert [a.rule for a in restarted.evaluate(burst(ts=first.suppressed_until + 1))] == [
+        "audio-upload-foreign"
+    ]
