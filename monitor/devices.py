@@ -53,10 +53,13 @@ _MAX_DEVICES = 4096
 
 
 def _clean(text: str | None) -> str | None:
+    """At most 255 characters, control characters turned into spaces, stripped; None if empty."""
     if text is None:
         return None
-    text = "".join(ch if ch.isprintable() else " " for ch in text[:_MAX_TEXT]).strip()
-    return text or None
+    text = text[:_MAX_TEXT]
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return text.strip() or None
 
 
 _ZERO_MAC = "00:00:00:00:00:00"
