@@ -92,8 +92,11 @@ class _Gunzip:
         self.damaged = started and not inflater.eof
 
 
-class _Input:
-    """One input being read: its decoded chunk stream, first bytes, and gzip layer if any."""
+class CaptureStream:
+    """One input being read: its decoded chunk stream, first bytes, and gzip layer if any.
+
+    Creating it reads the first bytes (waiting on a pipe until they come or ``tally.stopped``);
+    ``format`` is then ``"pcap"``, ``"pcapng"`` or None (not a capture)."""
 
     def __init__(self, name: str, stream: BinaryIO, tally: Tally) -> None:
         self.name = name
@@ -126,6 +129,14 @@ class _Input:
                 return
             yield data
             size = CHUNK_SIZE
+
+    def records(self, tally: Tally) -> Iterator[Record]:
+        """The records of this input (see the module guarantees), counted in ``tally``."""
+        reader = read_pcap if self.format == "pcap" else read_pcapng
+        before = tally.truncated
+        yield from reader(self.chunks, tally)
+        if self.gunzip and self.gunzip.damaged and tally.truncated == before:
+            tally.end_of_data(1)
 
     def not_a_capture(self) -> CaptureError:
         """The error naming this input and saying what it is not."""
@@ -161,8 +172,8 @@ class FileSource:
         self._tally = Tally()
         self._files = 0
         self._started = False
-        self._current: _Input | None = None
-        self._ready: dict[str, _Input] = {}  # standard input, checked and kept open
+        self._current: CaptureStream | None = None
+        self._ready: dict[str, CaptureStream] = {}  # standard input, checked and kept open
         self.name = self._paths[0]
         for path in self._paths:
             checked = self._open(path)
@@ -171,7 +182,7 @@ class FileSource:
             else:
                 checked.stream.close()
 
-    def _open(self, path: str) -> _Input:
+    def _open(self, path: str) -> CaptureStream:
         """The input at ``path``, checked to be a capture (CaptureError if not)."""
         if path == _STDIN:
             stream = self._stdin
@@ -185,7 +196,7 @@ class FileSource:
             except OSError as exc:
                 raise CaptureError(f"{path} cannot be read: {exc.strerror}") from None
         try:
-            checked = _Input(path, stream, self._tally)
+            checked = CaptureStream(path, stream, self._tally)
         except OSError as exc:
             stream.close()
             raise CaptureError(f"{path} cannot be read: {exc.strerror}") from None
@@ -207,18 +218,11 @@ class FileSource:
             self._current = current
             self._files += 1
             try:
-                yield from self._records(current)
+                yield from current.records(self._tally)
             finally:
                 self._current = None
                 if current.stream is not self._stdin:
                     current.stream.close()
-
-    def _records(self, current: _Input) -> Iterator[Record]:
-        reader = read_pcap if current.format == "pcap" else read_pcapng
-        before = self._tally.truncated
-        yield from reader(current.chunks, self._tally)
-        if current.gunzip and current.gunzip.damaged and self._tally.truncated == before:
-            self._tally.end_of_data(1)
 
     def stats(self) -> dict[str, int]:
         """Counters so far: packets, bytes, truncated, files."""

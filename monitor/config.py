@@ -208,6 +208,13 @@ OPTIONS: tuple[Option, ...] = (
         maximum=30,
     ),
     Option(
+        "capture.intercept_rescan",
+        "duration",
+        "5m",
+        "How often interception of 'all' (or of a device not found yet) looks for new devices.",
+        minimum=1,
+    ),
+    Option(
         "capture.gateway",
         "str",
         "",
@@ -532,8 +539,7 @@ OPTIONS: tuple[Option, ...] = (
         "notify.now_levels",
         "list",
         ["high", "medium"],
-        "Alert levels notified at once (after grouping); the other levels go to the daily "
-        "digest.",
+        "Alert levels notified at once (after grouping); the other levels go to the daily digest.",
     ),
     Option(
         "notify.group_window",

@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from monitor.config import Config
+from monitor.errors import MicwatchError
 from monitor.events import CaptureStats, Tick
 from monitor.output import EventPrinter, JsonLinesPrinter
 from monitor.runtime import build, headless_handlers
@@ -51,12 +52,17 @@ class StatsReporter:
             self._next = event.ts + self.interval
 
 
-class RuleReloader:
-    """Reloads the rules on SIGHUP and when a rule file changes (checked every few seconds of
-    capture time). A broken file keeps its previous version; the errors are logged."""
+class Reloader:
+    """Reloads on SIGHUP the rules and the configuration (what can change while capture runs:
+    see :meth:`monitor.runtime.Runtime.reconfigure`), and the rules alone when a rule file
+    changes (checked every few seconds of capture time). A broken rule file keeps its previous
+    version and a bad configuration keeps the running one; the errors are logged."""
 
-    def __init__(self, runtime: Any, poll_s: float = 5.0) -> None:
+    def __init__(
+        self, runtime: Any, reload_config: Callable[[], Config] | None, poll_s: float = 5.0
+    ) -> None:
         self.runtime = runtime
+        self.reload_config = reload_config
         self.poll_s = poll_s
         self.requested = False
         self._next = 0.0
@@ -66,6 +72,12 @@ class RuleReloader:
             return
         self._next = event.ts + self.poll_s
         engine = self.runtime.rules
+        if self.requested and self.reload_config is not None:
+            try:
+                self.runtime.reconfigure(self.reload_config())
+                log.warning("configuration reloaded")
+            except MicwatchError as exc:
+                log.error("configuration not reloaded, keeping the running one: %s", exc)
         if self.requested or engine.changed():
             self.requested = False
             for error in engine.reload():
@@ -82,44 +94,51 @@ def run_daemon(
     fmt: str = "text",
     use_store: bool = True,
     flows: bool = False,
+    reload_config: Callable[[], Config] | None = None,
 ) -> int:
-    """Run until the source ends or a stop signal arrives; returns the exit status."""
+    """Run until the source ends or a stop signal arrives; returns the exit status.
+    ``reload_config`` re-reads the configuration on SIGHUP."""
     source, lan = open_capture(config, read)
     store = None
-    if use_store:
-        from monitor.store import open_store
+    headless: list[Any] = []
+    runtime = None
+    try:  # from here on the source is closed whatever happens (it may hold ARP interception)
+        if use_store:
+            from monitor.store import open_store
 
-        store = open_store(config, writer=True)
-    printer = (
-        JsonLinesPrinter(sys.stdout, flows=flows) if fmt == "jsonl" else EventPrinter(sys.stdout)
-    )
-    reporter = StatsReporter(config["capture.stats_interval"])
-    runtime = build(config, lan=lan, store=store, sinks=(printer, reporter))
-    headless = headless_handlers(config, runtime.chain, store)
-    for handler in headless:
-        runtime.chain.add(handler)
-    reporter.pipeline = runtime.pipeline
-    reloader = RuleReloader(runtime)
-    runtime.chain.add(reloader)
+            store = open_store(config, writer=True)
+        printer = (
+            JsonLinesPrinter(sys.stdout, flows=flows)
+            if fmt == "jsonl"
+            else EventPrinter(sys.stdout)
+        )
+        reporter = StatsReporter(config["capture.stats_interval"])
+        runtime = build(config, lan=lan, store=store, sinks=(printer, reporter))
+        headless = headless_handlers(config, runtime.chain, store)
+        for handler in headless:
+            runtime.chain.add(handler)
+        reporter.pipeline = runtime.pipeline
+        reloader = Reloader(runtime, reload_config)
+        runtime.chain.add(reloader)
 
-    def stop(signum: int, _frame: Any) -> None:
-        log.warning("received %s, stopping", signal.Signals(signum).name)
-        source.stop()
+        def stop(signum: int, _frame: Any) -> None:
+            log.warning("received %s, stopping", signal.Signals(signum).name)
+            source.stop()
 
-    def stats(_signum: int, _frame: Any) -> None:
-        reporter.requested = True
+        def stats(_signum: int, _frame: Any) -> None:
+            reporter.requested = True
 
-    def reload(_signum: int, _frame: Any) -> None:
-        reloader.requested = True
+        def reload(_signum: int, _frame: Any) -> None:
+            reloader.requested = True
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGUSR1, stats)
-    signal.signal(signal.SIGHUP, reload)
-    try:
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGUSR1, stats)
+        signal.signal(signal.SIGHUP, reload)
         runtime.pipeline.run(source)
     finally:
-        runtime.pipeline.finish()
+        if runtime is not None:
+            runtime.pipeline.finish()
         source.close()
         for handler in headless:
             close = getattr(handler, "close", None)

@@ -144,6 +144,11 @@ class Enricher:
             self._add_names(dest, names)
         return dest
 
+    def set_home(self, home: frozenset[str]) -> None:
+        """A new home set (configuration reloaded): cached destinations are enriched afresh."""
+        self.home = frozenset(home)
+        self._cache.clear()
+
     def is_foreign(self, country: str | None) -> bool:
         """Whether a (known) country lies outside the home set; False when unknown."""
         if country is None:

@@ -83,7 +83,9 @@ def snapshot(
     capture = stats.get("capture", {})
     dropped = int(capture.get("kernel_dropped", 0))
     received = int(capture.get("kernel_received", 0))
-    packets = int(stats.get("packets", 0))
+    # The pipeline copies its packet counter back only when a run ends; the source counts as
+    # it goes, so a report in the middle of a live capture takes the larger of the two.
+    packets = max(int(stats.get("packets", 0)), int(capture.get("packets", 0)))
     snap: dict[str, Any] = {
         "ts": ts,
         "packets": packets,
@@ -142,18 +144,18 @@ class HealthMonitor:
         self.emit(HealthReport(event.ts, snap))
         self._check_stall(event.ts, snap["packets"])
         ratio = snap["loss_ratio"]
-        if ratio is not None and ratio > self.loss_threshold:
-            if event.ts - self._loss_alerted >= LOSS_ALERT_EVERY_S:
-                self._loss_alerted = event.ts
-                self._alert(
-                    "health-capture-loss",
-                    event.ts,
-                    "Capture is losing packets",
-                    f"micwatch missed {ratio:.1%} of the packets in the last few minutes: "
-                    "the sensor is too busy, so some uploads may go unnoticed.",
-                    LOSS_ALERT_EVERY_S,
-                    snap,
-                )
+        loss = ratio is not None and ratio > self.loss_threshold
+        if loss and event.ts - self._loss_alerted >= LOSS_ALERT_EVERY_S:
+            self._loss_alerted = event.ts
+            self._alert(
+                "health-capture-loss",
+                event.ts,
+                "Capture is losing packets",
+                f"micwatch missed {ratio:.1%} of the packets in the last few minutes: "
+                "the sensor is too busy, so some uploads may go unnoticed.",
+                LOSS_ALERT_EVERY_S,
+                snap,
+            )
 
     def _check_stall(self, ts: float, packets: int) -> None:
         if self._packets_since is None or packets != self._packets_since[0]:
@@ -269,4 +271,3 @@ def store_metrics_text(reader: Any) -> str:
 
         snap = {**snap, "db_bytes": database_bytes(reader.engine)}
     return prometheus_text(snap, reader.sensor)
-

@@ -10,8 +10,10 @@ Guarantees:
 
 * a state file left by a run that died is undone first (caches and sysctls restored), before
   anything else is sent;
-* networks larger than a /22 are refused unless ``allow_large`` is set; "all" scans the
-  interface's subnet once, paced;
+* networks larger than a /22 are refused unless ``allow_large`` is set; "all" (or a device
+  given by MAC) scans the interface's subnet, paced; with "all", or while a chosen device has
+  not answered, the scan is repeated every ``rescan_interval`` seconds and the devices found
+  are intercepted too (the state file updated first);
 * the state file is written before the first poisoned reply or sysctl change;
 * replies are sent at once, three more times 0.6 s apart (a poisoned reply arriving within a
   second of a true one is ignored by Linux), then every ``interval`` seconds jittered by a
@@ -27,9 +29,11 @@ import atexit
 import ipaddress
 import logging
 import random
+import re
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,17 +64,7 @@ def _sysctls(interface: str) -> dict[str, str]:
     }
 
 
-def _is_mac(text: str) -> bool:
-    parts = text.split(":")
-    return len(parts) == 6 and all(len(p) == 2 for p in parts) and _hex(text.replace(":", ""))
-
-
-def _hex(text: str) -> bool:
-    try:
-        int(text, 16)
-    except ValueError:
-        return False
-    return True
+_MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}")
 
 
 def _targets(link: LocalLink, wanted: Sequence[str], gateway: str) -> tuple[list[str], set[str]]:
@@ -82,7 +76,7 @@ def _targets(link: LocalLink, wanted: Sequence[str], gateway: str) -> tuple[list
     ips: list[str] = []
     keys: set[str] = set()
     for item in wanted:
-        if _is_mac(item):
+        if _MAC.fullmatch(item):
             keys.add(item.lower())
             continue
         try:
@@ -96,9 +90,9 @@ def _targets(link: LocalLink, wanted: Sequence[str], gateway: str) -> tuple[list
                 f"capture.intercept: {item} is not on {link.interface}'s network {link.network}"
             )
         ips.append(str(address))
-        keys.add(str(address))
-    # A MAC's address is found by asking the whole subnet.
-    return (others if len(keys) > len(ips) else ips), keys
+    keys.update(ips)
+    macs_wanted = len(keys) > len(set(ips))  # a MAC's address is found by asking the subnet
+    return (others if macs_wanted else ips), keys
 
 
 class Interception:
@@ -111,25 +105,39 @@ class Interception:
         devices: list[Binding],
         state_dir: Path,
         interval: float,
+        rescan: Callable[[], list[Binding]] | None = None,
+        rescan_interval: float = 300.0,
     ) -> None:
         self.link = link
         self.gateway = gateway
         self.devices = devices
+        self.true_macs = _true_macs(devices)
         self._state_dir = state_dir
         self._interval = interval
+        self._rescan = rescan
+        self._rescan_interval = rescan_interval
         self._stop = threading.Event()
         self._sender = ArpSender(link)
         self._state = InterceptState(link.interface, gateway, devices)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Save the state, turn on forwarding, poison, and keep poisoning in the background."""
-        wanted = _sysctls(self.link.interface)
-        self._state.sysctls = {path: Path(path).read_text().strip() for path in wanted}
+        """Save the state, turn on forwarding, poison, and keep poisoning in the background.
+
+        Sysctls already at the needed value are left alone (and not restored); CaptureError if
+        one cannot be changed, with everything undone."""
+        current = {path: Path(path).read_text().strip() for path in _sysctls(self.link.interface)}
+        changes = {p: v for p, v in _sysctls(self.link.interface).items() if current[p] != v}
+        self._state.sysctls = {path: current[path] for path in changes}
         save(self._state, self._state_dir)
         atexit.register(self.restore)
-        for path, value in wanted.items():
-            set_sysctl(path, value)
+        for number, (path, value) in enumerate(changes.items()):
+            try:
+                set_sysctl(path, value)
+            except OSError as exc:
+                self._state.sysctls = {p: current[p] for p in list(changes)[:number]}
+                self.restore()
+                raise CaptureError(_sysctl_advice(self.link.interface, path, exc)) from None
         self._poison()
         self._thread = threading.Thread(target=self._run, name="arp-intercept", daemon=True)
         self._thread.start()
@@ -152,11 +160,30 @@ class Interception:
             if self._stop.wait(START_SPACING_S):
                 return
             self._poison()
+        next_scan = time.monotonic() + self._rescan_interval
         while not self._stop.wait(self._interval * random.uniform(0.75, 1.25)):
             try:
+                if self._rescan is not None and time.monotonic() >= next_scan:
+                    self._add(self._rescan())
+                    next_scan = time.monotonic() + self._rescan_interval
                 self._poison()
             except OSError as exc:
                 log.error("ARP interception: sending failed: %s", exc)
+
+    def _add(self, found: list[Binding]) -> None:
+        """Intercept the devices of ``found`` not yet intercepted (state saved first)."""
+        known = {d.ip for d in self.devices}
+        new = [b for b in found if b.ip not in known]
+        if not new:
+            return
+        self.devices.extend(new)  # the same list as the state's
+        save(self._state, self._state_dir)
+        self.true_macs = _true_macs(self.devices)
+        log.warning(
+            "intercepting %d more device(s): %s",
+            len(new),
+            ", ".join(f"{d.ip} ({d.mac})" for d in new),
+        )
 
     def restore(self) -> None:
         """Stop poisoning and restore every cache and sysctl (idempotent)."""
@@ -173,6 +200,21 @@ class Interception:
             self._sender.close()
 
 
+def _sysctl_advice(interface: str, path: str, exc: OSError) -> str:
+    name = path.removeprefix("/proc/sys/").replace("/", ".")
+    return (
+        f"cannot set {name} ({exc.strerror}): run as root, or set these once in "
+        f"/etc/sysctl.d/90-micwatch-intercept.conf (the micwatch service may not change them): "
+        f"net.ipv4.conf.{interface}.forwarding=1, net.ipv4.conf.{interface}.send_redirects=0, "
+        "net.ipv4.conf.all.send_redirects=0"
+    )
+
+
+def _true_macs(devices: list[Binding]) -> dict[bytes, bytes]:
+    """Packed IPv4 address -> packed true MAC of each device."""
+    return {socket.inet_aton(d.ip): _mac_bytes(d.mac) for d in devices}
+
+
 def start_interception(
     interface: str,
     wanted: Sequence[str],
@@ -181,8 +223,27 @@ def start_interception(
     gateway: str = "",
     allow_large: bool = False,
     interval: float = 2.0,
+    rescan_interval: float = 300.0,
 ) -> Interception:
-    """Restore any leftover, find the gateway and devices, and start intercepting them."""
+    """Restore any leftover, find the gateway and devices, and start intercepting them
+    (CaptureError in plain words without the permission to send raw frames or set sysctls)."""
+    try:
+        return _start(interface, wanted, state_dir, gateway, allow_large, interval, rescan_interval)
+    except PermissionError:
+        raise CaptureError(
+            "permission denied: ARP interception needs root (or CAP_NET_RAW and CAP_NET_ADMIN)"
+        ) from None
+
+
+def _start(
+    interface: str,
+    wanted: Sequence[str],
+    state_dir: Path,
+    gateway: str,
+    allow_large: bool,
+    interval: float,
+    rescan_interval: float,
+) -> Interception:
     restore_leftover(state_dir)
     link = local_link(interface)
     if link.network.prefixlen < LARGEST_PREFIX and not allow_large:
@@ -199,12 +260,20 @@ def start_interception(
     if not found:
         raise CaptureError(f"the gateway {gateway_ip} does not answer ARP on {interface}")
     ask, keys = _targets(link, wanted, gateway_ip)
-    devices = [b for b in arp_resolve(interface, ask) if not keys or {b.ip, b.mac} & keys]
+
+    def scan() -> list[Binding]:
+        return [b for b in arp_resolve(interface, ask) if not keys or {b.ip, b.mac} & keys]
+
+    devices = scan()
     if not devices:
         raise CaptureError(
             f"none of the devices to intercept ({', '.join(wanted)}) answered ARP on {interface}"
         )
-    interception = Interception(link, found[0], devices, state_dir, interval)
+    missing = keys - {d.ip for d in devices} - {d.mac for d in devices}
+    rescan = scan if not keys or missing else None
+    interception = Interception(
+        link, found[0], devices, state_dir, interval, rescan, rescan_interval
+    )
     interception.start()
     return interception
 
@@ -225,18 +294,18 @@ class InterceptedSource:
         self.name = source.name
 
     def __iter__(self) -> Iterator[Record | None]:
-        link = self._interception.link
-        ours = _mac_bytes(link.mac)
-        our_ip = socket.inet_aton(link.ip)
-        gateway = _mac_bytes(self._interception.gateway.mac)
-        true_mac = {socket.inet_aton(d.ip): _mac_bytes(d.mac) for d in self._interception.devices}
+        interception = self._interception
+        ours = _mac_bytes(interception.link.mac)
+        our_ip = socket.inet_aton(interception.link.ip)
+        gateway = _mac_bytes(interception.gateway.mac)
         for item in self._source:
             if item is not None and item[2][:6] == ours:
                 ts, linktype, frame = item
                 if linktype == LINKTYPE_ETHERNET and frame[12:14] == _IPV4:
                     destination = frame[30:34]
                     if destination != our_ip:
-                        item = (ts, linktype, true_mac.get(destination, gateway) + frame[6:])
+                        true_mac = interception.true_macs.get(destination, gateway)
+                        item = (ts, linktype, true_mac + frame[6:])
             yield item
 
     def stats(self) -> dict[str, int]:

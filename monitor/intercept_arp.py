@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import subprocess
 from dataclasses import dataclass
 from typing import Any
 
 from monitor.errors import CaptureError
+
+logging.getLogger("scapy").setLevel(logging.ERROR)  # its warnings are not the user's business
 
 _PACE_S = 0.002  # between ARP requests of a scan
 _ANSWER_WAIT_S = 2.0
@@ -103,6 +106,7 @@ class ArpSender:
     """Sends ARP replies out of one interface through a raw socket kept open."""
 
     def __init__(self, link: LocalLink) -> None:
+        import scapy.arch  # noqa: F401 - chooses the platform's raw socket for conf.L2socket
         from scapy.config import conf
 
         self._link = link

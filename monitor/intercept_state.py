@@ -8,7 +8,7 @@ Guarantees:
 * :func:`undo` tells every poisoned host its peers' true MACs :data:`RESTORE_ROUNDS` times,
   spread over about two seconds (longer than the kernel's one-second ARP lock time, so the
   true binding is accepted even right after a poisoned one), puts the saved sysctl values back
-  and only then removes the state file;
+  and only then removes the state file; an interface that has gone is logged, never blocks;
 * :func:`restore_leftover` does that for a file left by a run that died, and returns whether
   there was one.
 """
@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from monitor.errors import CaptureError
 from monitor.intercept_arp import ArpSender, Binding, local_link
 
 log = logging.getLogger(__name__)
@@ -78,16 +79,12 @@ def load(state_dir: Path) -> InterceptState | None:
         return None
 
 
-def set_sysctl(path: str, value: str) -> str:
-    """Write ``value`` to the /proc/sys file ``path``; return the previous value."""
-    proc = Path(path)
-    previous = proc.read_text().strip()
-    proc.write_text(value)
-    return previous
+def set_sysctl(path: str, value: str) -> None:
+    """Write ``value`` to the /proc/sys file ``path``."""
+    Path(path).write_text(value)
 
 
-def undo(state: InterceptState, state_dir: Path, sender: ArpSender | None = None) -> None:
-    """Restore every cache and sysctl ``state`` names, then remove the state file."""
+def _tell_true_bindings(state: InterceptState, sender: ArpSender | None) -> None:
     own = sender is None
     if sender is None:
         sender = ArpSender(local_link(state.interface))
@@ -101,6 +98,21 @@ def undo(state: InterceptState, state_dir: Path, sender: ArpSender | None = None
     finally:
         if own:
             sender.close()
+
+
+def undo(state: InterceptState, state_dir: Path, sender: ArpSender | None = None) -> None:
+    """Restore every cache and sysctl ``state`` names, then remove the state file. When the
+    interface is gone the caches cannot be told (they heal by themselves within about a
+    minute): that is logged, and the sysctls are restored all the same."""
+    try:
+        _tell_true_bindings(state, sender)
+    except (OSError, CaptureError) as exc:
+        log.error(
+            "could not tell the devices on %s their true MACs again (%s); their ARP caches "
+            "heal by themselves within about a minute",
+            state.interface,
+            exc,
+        )
     for path, previous in state.sysctls.items():
         try:
             set_sysctl(path, previous)

@@ -63,7 +63,9 @@ class Notifier:
     @classmethod
     def from_config(cls, config: Any) -> Notifier:
         """A notifier for ``notify.targets``; ValueError names a URL apprise rejects."""
-        dispatcher = Dispatcher.from_urls(list(config["notify.targets"]), config["notify.max_queue"])
+        dispatcher = Dispatcher.from_urls(
+            list(config["notify.targets"]), config["notify.max_queue"]
+        )
         return cls(Policy(PolicySettings.from_config(config)), dispatcher)
 
     # --- handlers (capture thread): enqueue only ---
@@ -88,9 +90,6 @@ class Notifier:
         if left:
             log.error("notifications: %d message(s) undelivered at shutdown", left)
         return left == 0
-
-    def stats(self) -> dict[str, Any]:
-        return {"held": self.policy.held(), "targets": self.dispatcher.stats()}
 
     # --- the worker ---
 
@@ -124,9 +123,7 @@ def send_test(urls: list[str], clock: Callable[[], float] = time.time) -> list[t
     """Send a test message to each URL at once; ``[(target name, delivered)]`` in order. A URL
     apprise rejects counts as not delivered."""
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(clock()))
-    message = Message(
-        "micwatch test", f"This is a test message from micwatch ({when}).", "info", 0
-    )
+    message = Message("micwatch test", f"This is a test message from micwatch ({when}).", "info", 0)
     results = []
     for index, url in enumerate(urls):
         try:

@@ -11,8 +11,8 @@ Topics (``<sensor>`` is the store's sensor name, ``<id>`` the MAC without colons
 
 - ``<prefix>/binary_sensor/micwatch_<id>/audio_upload/config`` and
   ``<prefix>/sensor/micwatch_<id>/last_alert/config``: discovery configs, retained, published
-  once per device and run, the first time an event names it. The device entry carries the
-  device's display name, vendor and MAC.
+  the first time an event names a device in this run and again when its display name changes.
+  The device entry carries the device's display name, vendor and MAC.
 - ``micwatch/<sensor>/<id>/audio_upload``: ``ON`` when the device sends an audio-shaped burst
   to a foreign destination (Home Assistant turns it off after :data:`OFF_DELAY_S`).
 - ``micwatch/<sensor>/<id>/last_alert``: the last alert's message (retained), with its record
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,40 @@ OFF_DELAY_S = 120
 STATE_MAX = 255
 
 
+def _client(url: str, client_id: str) -> tuple[mqtt.Client, str, int]:
+    """A paho client for ``url`` (credentials and TLS set) with the broker's host and port;
+    ValueError for a URL that is not mqtt:// or mqtts://."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError("notify.mqtt must look like mqtt://host:1883 or mqtts://host:8883")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+    if parts.username:
+        client.username_pw_set(parts.username, parts.password)
+    if parts.scheme == "mqtts":
+        client.tls_set()
+    return client, parts.hostname, parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+
+def send_test(url: str, sensor: str, text: str, timeout: float = 5.0) -> bool:
+    """Publish ``text`` to ``micwatch/<sensor>/test`` with its own client (a running daemon
+    keeps its connection); True when the broker acknowledged it within ``timeout``."""
+    client, host, port = _client(url, f"micwatch-{sensor}-test-{os.getpid()}")
+    try:
+        client.connect(host, port)
+    except OSError:
+        return False
+    client.loop_start()
+    try:
+        info = client.publish(f"micwatch/{sensor}/test", text, qos=1)
+        info.wait_for_publish(timeout)
+        return info.is_published()
+    except (RuntimeError, ValueError):
+        return False
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def node_id(mac: str) -> str:
     """The MAC as a topic segment: lower-case hex without separators."""
     return mac.replace(":", "").replace("-", "").lower()
@@ -61,24 +96,17 @@ class HomeAssistantMqtt:
         discovery_prefix: str = "homeassistant",
         shutdown_s: float = 5.0,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError("notify.mqtt must look like mqtt://host:1883 or mqtts://host:8883")
+        client, host, port = _client(url, f"micwatch-{sensor}")
         self.sensor = sensor
         self.prefix = discovery_prefix
         self.base = f"micwatch/{sensor}"
         self.shutdown_s = shutdown_s
-        self._announced: set[str] = set()
+        self._announced: dict[str, str] = {}
         self._sent: deque[mqtt.MQTTMessageInfo] = deque(maxlen=MAX_QUEUED)
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"micwatch-{sensor}")
-        if parts.username:
-            client.username_pw_set(parts.username, parts.password)
-        if parts.scheme == "mqtts":
-            client.tls_set()
         client.max_queued_messages_set(MAX_QUEUED)
         client.will_set(f"{self.base}/status", "offline", qos=1, retain=True)
         client.on_connect = self._on_connect
-        client.connect_async(parts.hostname, parts.port or (8883 if parts.scheme == "mqtts" else 1883))
+        client.connect_async(host, port)
         client.loop_start()
         self.client = client
 
@@ -94,8 +122,6 @@ class HomeAssistantMqtt:
         self._announce(event.device.mac, event.device)
 
     def on_device_updated(self, event: DeviceUpdated) -> None:
-        if "name" in event.changed or "label" in event.changed:
-            self._announced.discard(event.device.mac)
         self._announce(event.device.mac, event.device)
 
     def on_upload_burst(self, event: UploadBurst) -> None:
@@ -147,11 +173,11 @@ class HomeAssistantMqtt:
     # --- discovery ---
 
     def _announce(self, mac: str, device: Device | None, name: str | None = None) -> None:
-        if mac in self._announced:
+        display = (device.display_name if device is not None else None) or name or mac
+        if mac in self._announced and (device is None or self._announced[mac] == display):
             return
-        self._announced.add(mac)
+        self._announced[mac] = display
         nid = node_id(mac)
-        display = (device.display_name() if device is not None else None) or name or mac
         entry: dict[str, Any] = {
             "identifiers": [f"micwatch_{nid}"],
             "connections": [["mac", mac]],

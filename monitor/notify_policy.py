@@ -125,9 +125,12 @@ class Policy:
         """The messages to send now (possibly none)."""
         now = self.clock()
         out: list[Message] = []
-        if self._group and now >= self._group_opened + self.settings.group_window:
-            if now >= self._last_sent + self.settings.min_interval:
-                out += self._release_group(now)
+        ready = max(
+            self._group_opened + self.settings.group_window,
+            self._last_sent + self.settings.min_interval,
+        )
+        if self._group and now >= ready:
+            out += self._release_group(now)
         if now >= self._next_digest:
             self._next_digest = self._next_digest_after(now)
             if self._digest:
@@ -137,10 +140,6 @@ class Policy:
     def flush(self) -> list[Message]:
         """Release the open group now (at shutdown), unless quiet hours hold it."""
         return self._release_group(self.clock()) if self._group else []
-
-    def held(self) -> int:
-        """Alerts waiting in the group and the digest."""
-        return len(self._group) + len(self._digest) + self._digest_extra
 
     def quiet(self, now: float) -> bool:
         """True during the quiet hours."""

@@ -19,7 +19,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import apprise
 
@@ -51,9 +50,7 @@ def apprise_sender(url: str) -> Callable[[Message], bool]:
 
     def send(message: Message) -> bool:
         return bool(
-            client.notify(
-                body=message.body, title=message.title, notify_type=_TYPES[message.level]
-            )
+            client.notify(body=message.body, title=message.title, notify_type=_TYPES[message.level])
         )
 
     return send
@@ -70,7 +67,6 @@ class Target:
     next_try: float = 0.0
     backoff: float = BACKOFF_MIN_S
     failing: bool = False
-    sent: int = 0
     failures: int = 0
     dropped: int = 0
 
@@ -94,7 +90,6 @@ class Target:
                 ok = False
             if ok:
                 self.queue.popleft()
-                self.sent += 1
                 if self.failing:
                     log.warning("notification target %s: delivered again", self.name)
                 self.failing, self.backoff = False, BACKOFF_MIN_S
@@ -105,14 +100,6 @@ class Target:
             self.failing = True
             self.next_try = now + self.backoff
             self.backoff = min(self.backoff * 2, BACKOFF_MAX_S)
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "queued": len(self.queue),
-            "sent": self.sent,
-            "failures": self.failures,
-            "dropped": self.dropped,
-        }
 
 
 class Dispatcher:
@@ -141,6 +128,3 @@ class Dispatcher:
 
     def pending(self) -> int:
         return sum(len(t.queue) for t in self.targets)
-
-    def stats(self) -> dict[str, dict[str, Any]]:
-        return {t.name: t.stats() for t in self.targets}

@@ -141,6 +141,7 @@ class Pipeline:
                     now = time.time()
                     if int(now) > second >= 0:
                         self._second = second
+                        self.packets, self.decoded, self.bytes = packets, decoded, nbytes
                         self._rollover(int(now), now)
                         second = self._second
                     continue
@@ -164,6 +165,8 @@ class Pipeline:
                         self.first_ts = ts
                         self._next_sweep = sec + _SWEEP_EVERY_S
                     self._second = second
+                    # The counters live in locals here; handlers of the Tick read them.
+                    self.packets, self.decoded, self.bytes = packets, decoded, nbytes
                     self._rollover(sec, ts)
                     second = self._second
                 if d[0] != KIND_IP:

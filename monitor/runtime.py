@@ -45,7 +45,17 @@ class Runtime:
     enricher: Enricher
     home_set: frozenset[str]
     rules: RuleEngine
+    detector: BurstDetector
     store: Any = None
+
+    def reconfigure(self, config: Config) -> None:
+        """Apply a reloaded configuration to what can change while capture runs: the home set
+        (destinations are enriched afresh) and the detector's thresholds. Rules reload on their
+        own; capture, store and notification settings need a restart."""
+        self.config = config
+        self.home_set = resolve_home(list(config["enrich.home"]))
+        self.enricher.set_home(self.home_set)
+        self.detector.settings = DetectSettings.from_config(config)
 
 
 def build(
@@ -85,7 +95,7 @@ def build(
     )
     chain.add(NamesHandler(names))
     chain.add(inventory)
-    handlers, engine = _feature_handlers(
+    handlers, engine, detector = _feature_handlers(
         config, chain, inventory, store, only_rules or rule_paths(config)
     )
     for handler in handlers:
@@ -103,7 +113,9 @@ def build(
         max_flows=config["flows.max_flows"],
         bin_seconds=config["flows.bin_seconds"],
     )
-    return Runtime(config, chain, pipeline, inventory, names, enricher, home_set, engine, store)
+    return Runtime(
+        config, chain, pipeline, inventory, names, enricher, home_set, engine, detector, store
+    )
 
 
 def headless_handlers(config: Config, chain: HandlerChain, store: Any = None) -> list[Any]:
@@ -113,6 +125,7 @@ def headless_handlers(config: Config, chain: HandlerChain, store: Any = None) ->
     one) after the pipeline finished. Raises ConfigError for a bad notification setting."""
     from monitor.health import HealthMonitor
     from monitor.notify import Notifier
+    from monitor.store import state_dir
 
     handlers: list[Any] = [
         HealthMonitor(
@@ -120,7 +133,7 @@ def headless_handlers(config: Config, chain: HandlerChain, store: Any = None) ->
             stall_after=config["health.stall_after"],
             loss_threshold=config["health.loss_threshold"],
             store=store,
-            disk_path=config["store.state_dir"] or "/",
+            disk_path=state_dir(config["store.state_dir"]),
         )
     ]
     try:
@@ -154,8 +167,8 @@ def _feature_handlers(
     inventory: DeviceInventory,
     store: Any,
     rule_files: list[Path],
-) -> tuple[list, RuleEngine]:
-    """Classification, detection and rules, in that order; also returns the rule engine."""
+) -> tuple[list, RuleEngine, BurstDetector]:
+    """Classification, detection and rules, in that order; also the rule engine and detector."""
     classifier = ClassifyHandler(Classifier.from_config(config))
     detector = BurstDetector(
         DetectSettings.from_config(config),
@@ -177,7 +190,7 @@ def _feature_handlers(
         for row in store.alerts(since=time.time() - _LONGEST_QUIET_S, limit=10_000):
             if row.get("suppression_key") and row["suppressed_until"] > time.time():
                 engine.resume_quiet(row["rule"], row["suppression_key"], row["suppressed_until"])
-    return [classifier, detector, RulesHandler(engine, chain.emit)], engine
+    return [classifier, detector, RulesHandler(engine, chain.emit)], engine, detector
 
 
 #: How far back stored alerts are read for quiet periods that outlive a restart.

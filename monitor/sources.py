@@ -8,11 +8,15 @@ private ranges), or raises :class:`~monitor.errors.ConfigError` saying what to s
 With ``capture.intercept`` the live source comes with an ARP interception (see
 :mod:`monitor.intercept`) that the source's ``close()`` ends, restoring every cache; the capture
 then drops the copies of forwarded packets the kernel sends back out (our MAC as source, not
-our address), so each intercepted packet is counted once.
+our address), so each intercepted packet is counted once. A SIGTERM arriving before the caller
+installs its own handler (while it is still starting) exits through Python, restoring the
+caches, instead of killing the process with the caches poisoned.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,10 +60,19 @@ def _open_live(config: Config, interface: str, bpf_filter: str) -> Any:
     )
 
 
+def _exit_on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _open_intercepted(config: Config, interface: str) -> Any:
     from monitor.intercept import InterceptedSource, start_interception
     from monitor.store import state_dir
 
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        # Until the caller installs its own handler, SIGTERM exits through Python, so the
+        # interception's exit hook restores the caches (the default would kill outright).
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     interception = start_interception(
         interface,
         config["capture.intercept"],
@@ -67,6 +80,7 @@ def _open_intercepted(config: Config, interface: str) -> Any:
         gateway=config["capture.gateway"],
         allow_large=config["capture.intercept_allow_large"],
         interval=config["capture.intercept_interval"],
+        rescan_interval=config["capture.intercept_rescan"],
     )
     link = interception.link
     forwarded_copies = f"not (ether src {link.mac} and not src host {link.ip})"

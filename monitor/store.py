@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from monitor.store_cap import database_bytes
 from monitor.store_items import (
     Expire,
     Forget,
@@ -32,7 +33,6 @@ from monitor.store_items import (
     health_item,
     stats_item,
 )
-from monitor.store_cap import database_bytes
 from monitor.store_journal import JOURNAL_FILE, AlertJournal
 from monitor.store_reader import StoreReader
 from monitor.store_writer import Writer

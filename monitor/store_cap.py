@@ -4,14 +4,15 @@ Guarantees (SQLite; the cap is not applied to PostgreSQL, whose size is the serv
 
 - :func:`database_bytes` is what the database holds on the card: the pages in use (the file minus
   its free pages) plus the write-ahead log.
-- :func:`prune` runs only when that size exceeds the cap. It checkpoints the WAL (``TRUNCATE``),
-  then deletes this sensor's oldest rows in slices of :data:`~monitor.store_sql.CHUNK`, one
-  transaction each, until the size is under :data:`TARGET_RATIO` of the cap: per-minute traffic
-  and events first (oldest hour first, both tables), then device-destination links and
-  destinations. Alerts are deleted (oldest first) only when nothing else is left; devices and
-  the user's settings are never deleted by the cap. Freed pages are returned to the file
-  system when the database was created with ``auto_vacuum=INCREMENTAL`` (new databases are),
-  otherwise SQLite reuses them, so the file stops growing.
+- :func:`prune` checkpoints the WAL (``TRUNCATE``) and returns free pages to the file system;
+  when the size still exceeds the cap, it deletes this sensor's oldest rows in slices of
+  :data:`~monitor.store_sql.CHUNK`, one transaction each, until the size is under
+  :data:`TARGET_RATIO` of the cap: per-minute traffic and events first (oldest hour first, both
+  tables), then device-destination links and destinations. Alerts are deleted (oldest first)
+  only when nothing else is left; devices and the user's settings are never deleted by the
+  cap. Freed pages are returned to the file system when the database was created with
+  ``auto_vacuum=INCREMENTAL`` (new databases are), otherwise SQLite reuses them, so the file
+  stops growing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, Table, func, select
 
-from monitor.store_sql import ALERTS, EVENTS, IMMEDIATE, LINKS, TRAFFIC, DESTINATIONS, delete_slice
+from monitor.store_sql import (
+    ALERTS,
+    DESTINATIONS,
+    EVENTS,
+    IMMEDIATE,
+    LINKS,
+    TRAFFIC,
+    delete_slice,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +97,10 @@ def prune(engine: Engine, sensor: str, cap: int) -> int:
     docstring); return the rows deleted. Does nothing for other databases or ``cap <= 0``."""
     if cap <= 0 or sqlite_path(engine) is None:
         return 0
+    _checkpoint(engine)
     size = database_bytes(engine)
     if size is None or size <= cap:
         return 0
-    _checkpoint(engine)
     deleted = 0
     target = cap * TARGET_RATIO
     for stage in STAGES:
@@ -101,12 +110,6 @@ def prune(engine: Engine, sensor: str, cap: int) -> int:
                 break
             deleted += step
             _checkpoint(engine)
-    log.warning(
-        "store over its size cap (%d MB): deleted the %d oldest rows, now %d MB",
-        cap // 10**6,
-        deleted,
-        (database_bytes(engine) or 0) // 10**6,
-    )
     return deleted
 
 
@@ -131,13 +134,13 @@ def _oldest(conn: Connection, table: Table, column: str, sensor: str) -> float |
 
 
 def _checkpoint(engine: Engine) -> None:
-    """Fold the WAL into the file and return free pages to the file system (outside any
-    transaction: the store's SQLite connections run in autocommit mode)."""
+    """Return free pages to the file system, then fold the WAL into the file and empty it
+    (outside any transaction: the store's SQLite connections run in autocommit mode)."""
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
-        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         cursor.execute("PRAGMA incremental_vacuum").fetchall()
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         cursor.close()
     finally:
         raw.close()

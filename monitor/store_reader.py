@@ -1,10 +1,11 @@
 """Reading the store, and the user's writes: what the CLI and the dashboard use.
 
-:class:`StoreReader` opens the database (creating the schema when missing, refusing one written
-by a newer micwatch) and works on its own pooled connections, safe while a writer thread in this
-or another process writes. Every read returns only the rows of its ``sensor``. The user's
-writes (labels, categories, acknowledgements, mutes, forgetting a device) are committed when the
-call returns; the capture never overwrites them.
+:class:`StoreReader` opens the database (creating or migrating the schema with
+:func:`~monitor.store_migrate.migrate`, refusing one written by a newer micwatch) and works on
+its own pooled connections, safe while a writer thread in this or another process writes.
+Every read returns only the rows of its ``sensor``. The user's writes (labels, categories,
+acknowledgements, mutes, forgetting a device) are committed when the call returns; the capture
+never overwrites them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, select, update
 
-from monitor.store_models import SCHEMA_VERSION, Base, MetaRow
+from monitor.store_migrate import migrate
+from monitor.store_models import SCHEMA_VERSION, MetaRow
 from monitor.store_sql import (
     ALERTS,
     DESTINATIONS,
@@ -56,7 +58,7 @@ class StoreReader:
             raise
 
     def _open_schema(self, record_version: bool) -> None:
-        Base.metadata.create_all(self.engine)
+        migrate(self.engine)
         with self._write() as conn:
             stored = conn.execute(select(META.c.value).where(META.c.key == "schema_version"))
             newest = max((int(v) for v in stored.scalars()), default=0)

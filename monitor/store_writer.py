@@ -18,7 +18,9 @@ Guarantees:
   the newest event time written, capped at the wall clock, so replaying an old capture keeps
   its rows and a store that writes nothing (a dashboard) deletes nothing.
 - With a size cap (``max_bytes`` > 0, SQLite), after every written batch whose file and WAL
-  exceed the cap, the oldest rows are pruned in this thread (:func:`~monitor.store_cap.prune`).
+  exceed the cap, the oldest rows are pruned in this thread (:func:`~monitor.store_cap.prune`)
+  before the batch counts as done for :meth:`Writer.flush`: the database exceeds the cap by at
+  most one batch, for the time of one pruning pass. The first pruning is logged.
 """
 
 from __future__ import annotations
@@ -170,9 +172,9 @@ class Writer:
                 ok = False
             if ok:
                 self._recovered()
+                self._cap_due()
                 self._mark_done(target)
                 self._retention_due()
-                self._cap_due()
                 delay = 0.0 if self._backlog else self._batch_seconds
                 if stopping and self._idle():
                     return
@@ -306,6 +308,11 @@ class Writer:
             except Exception as exc:
                 log.warning("store size cap: pruning stopped (%s); it will run again", exc)
                 return
+            if deleted and not self._counters["pruned"]:
+                log.warning(
+                    "store reached its size cap (%d MB): deleting the oldest traffic and events",
+                    self._max_bytes // 10**6,
+                )
             with self._lock:
                 self._counters["pruned"] += deleted
 

@@ -10,6 +10,12 @@ pseudo-random payload and prints the same JSON for what it sent.
 a second (in 1 ms batches) for SECONDS and prints ``{"sent": N}`` (datagrams the kernel took).
 
 ``python -m tests.lan_peers udp_once IP PORT``: sends one datagram (to make hosts ARP).
+
+``python -m tests.lan_peers whoami PORT``: accepts TCP connections on PORT (any address) and
+answers each with the address it came from; prints ``ready`` first.
+
+``python -m tests.lan_peers connect IP PORT``: opens TCP to IP:PORT (2 s timeout) and prints
+what it read, or ``failed: REASON``.
 """
 
 from __future__ import annotations
@@ -68,12 +74,36 @@ def udp_once(address: str, port: int) -> None:
     socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"hello", (address, port))
 
 
+def whoami(port: int) -> None:
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("0.0.0.0", port))
+    server.listen(8)
+    print("ready", flush=True)
+    while True:
+        conn, peer = server.accept()
+        conn.sendall(peer[0].encode())
+        conn.close()
+
+
+def connect(address: str, port: int) -> None:
+    try:
+        with socket.create_connection((address, port), timeout=2) as conn:
+            print(conn.recv(100).decode(), flush=True)
+    except OSError as exc:
+        print(f"failed: {exc}", flush=True)
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     if command == "tcp_sink":
         tcp_sink(args[0], int(args[1]))
     elif command == "tcp_send":
         tcp_send(args[0], int(args[1]), int(args[2]))
+    elif command == "whoami":
+        whoami(int(args[0]))
+    elif command == "connect":
+        connect(args[0], int(args[1]))
     elif command == "udp_pace":
         udp_pace(args[0], int(args[1]), int(args[2]), float(args[3]))
     else:

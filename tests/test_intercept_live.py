@@ -1,7 +1,8 @@
 """ARP interception on a bridge in network namespaces: "gateway" (with an "internet" address
-behind it), "device" and "pi" (micwatch). Shows the device's traffic captured and delivered
-intact, no added loss at 50 k packets/s, and the ARP caches restored after SIGTERM, SIGINT, and
-SIGKILL followed by a restart or ``micwatch intercept restore``.
+behind it), "device", "pi" (micwatch) and an "other" device that is not intercepted. Shows the
+device's traffic captured and delivered intact, no added loss at 50 k packets/s, and the ARP
+caches restored after SIGTERM, SIGINT, and SIGKILL followed by a restart or
+``micwatch intercept restore``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_root, require_tool
-from tests.netns_bridge import Lan, bridge_lan, in_ns, neighbour_mac
+from tests.netns_bridge import Lan, bridge_lan, in_ns, ip, neighbour_mac
 
 PPS = 50_000
 SECONDS = 3
@@ -27,10 +28,11 @@ MAX_ADDED_LOSS = 0.005
 def lan():
     require_root()
     require_tool("ip")
-    with bridge_lan(subnet=61) as made:
-        subprocess.run(
-            in_ns(made["device"].ns, *peer("udp_once", made.internet, "9")), check=True, timeout=30
-        )
+    with bridge_lan(subnet=61, roles=("gateway", "device", "pi", "other")) as made:
+        for role in ("device", "other"):
+            subprocess.run(
+                in_ns(made[role].ns, *peer("udp_once", made.internet, "9")), check=True, timeout=30
+            )
         time.sleep(0.3)  # the device and the gateway now know each other's true MAC
         yield made
 
@@ -51,7 +53,8 @@ def micwatch(lan: Lan, state_dir: Path, *argv: str) -> list[str]:
     )
 
 
-def start_daemon(lan: Lan, state_dir: Path) -> subprocess.Popen:
+def start_daemon(lan: Lan, state_dir: Path, target: str = "", *extra: str) -> subprocess.Popen:
+    """micwatch intercepting ``target`` (default: the device's IPv4 address)."""
     argv = micwatch(
         lan,
         state_dir,
@@ -59,13 +62,14 @@ def start_daemon(lan: Lan, state_dir: Path) -> subprocess.Popen:
         "-i",
         lan["pi"].interface,
         "--capture-intercept",
-        lan["device"].ip,
+        target or lan["device"].ip,
         "--format",
         "jsonl",
         "--flows",
         "--no-store",
         "--home",
         "FR",
+        *extra,
     )
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -78,12 +82,16 @@ def caches(lan: Lan) -> tuple[str | None, str | None]:
     )
 
 
-def wait_poisoned(lan: Lan, daemon: subprocess.Popen) -> None:
+def wait_for(lan: Lan, daemon: subprocess.Popen, expected: tuple[str, str]) -> None:
     deadline = time.time() + 15
-    while caches(lan) != (lan["pi"].mac, lan["pi"].mac):
+    while caches(lan) != expected:
         assert daemon.poll() is None, daemon.communicate()[1]
-        assert time.time() < deadline, f"caches never pointed at the pi: {caches(lan)}"
-        time.sleep(0.2)
+        assert time.time() < deadline, f"caches never became {expected}: {caches(lan)}"
+        time.sleep(0.1)
+
+
+def wait_poisoned(lan: Lan, daemon: subprocess.Popen) -> None:
+    wait_for(lan, daemon, (lan["pi"].mac, lan["pi"].mac))
 
 
 def assert_true_caches(lan: Lan) -> None:
@@ -120,6 +128,9 @@ def test_intercepted_traffic_is_captured_delivered_intact_and_caches_restored(
         wait_poisoned(lan, daemon)
         assert (tmp_path / "intercept.json").exists()
         assert forwarding(lan) == "1"
+        other = lan["other"]  # not chosen: left alone
+        assert neighbour_mac(other.ns, gateway.ip) == gateway.mac
+        assert neighbour_mac(gateway.ns, other.ip) == other.mac
         sent = subprocess.run(
             in_ns(device.ns, *peer("tcp_send", lan.internet, "8443", "300000")),
             capture_output=True,
@@ -195,7 +206,7 @@ def test_interception_adds_no_loss_at_50k_packets_per_second(lan: Lan, tmp_path:
     require_tool("nft")
     _count_setup(lan)
     sent_direct, loss_direct = _flood_loss(lan)
-    daemon = start_daemon(lan, tmp_path)
+    daemon = start_daemon(lan, tmp_path, "all")  # finds the device by scanning the subnet
     wait_poisoned(lan, daemon)
     sent_via_pi, loss_via_pi = _flood_loss(lan)
     out, _ = stop(daemon)
@@ -216,7 +227,7 @@ def test_interception_adds_no_loss_at_50k_packets_per_second(lan: Lan, tmp_path:
 def test_sigkill_leaves_a_state_file_that_a_restart_or_restore_undoes(
     lan: Lan, tmp_path: Path
 ) -> None:
-    daemon = start_daemon(lan, tmp_path)
+    daemon = start_daemon(lan, tmp_path, lan["device"].mac)  # found by its MAC
     wait_poisoned(lan, daemon)
     daemon.kill()
     daemon.wait(timeout=10)
@@ -225,7 +236,9 @@ def test_sigkill_leaves_a_state_file_that_a_restart_or_restore_undoes(
     assert (tmp_path / "intercept.json").exists() and forwarding(lan) == "1"
 
     restarted = start_daemon(lan, tmp_path)  # restores first, then intercepts again
+    wait_for(lan, restarted, (lan["gateway"].mac, lan["device"].mac))
     wait_poisoned(lan, restarted)
+    time.sleep(2)  # past start-up: SIGINT now means "stop cleanly"
     _, err = stop(restarted, signal.SIGINT)
     assert "left poisoned by a run that stopped without cleaning up" in err
     assert_true_caches(lan)
@@ -240,5 +253,41 @@ def test_sigkill_leaves_a_state_file_that_a_restart_or_restore_undoes(
     )
     assert restore.returncode == 0, restore.stderr
     assert "restored" in restore.stdout
+    assert_true_caches(lan)
+    assert forwarding(lan) == "0" and not (tmp_path / "intercept.json").exists()
+
+
+def test_all_takes_in_a_device_that_joins_later(lan: Lan, tmp_path: Path) -> None:
+    other, gateway, pi = lan["other"], lan["gateway"], lan["pi"]
+    ip("-n", other.ns, "link", "set", other.interface, "down")  # away when interception starts
+    daemon = start_daemon(lan, tmp_path, "all", "--capture-intercept-rescan", "2s")
+    wait_poisoned(lan, daemon)
+    ip("-n", other.ns, "link", "set", other.interface, "up")
+    ip("-n", other.ns, "route", "replace", "default", "via", gateway.ip)  # gone with the link
+    subprocess.run(in_ns(other.ns, *peer("udp_once", lan.internet, "9")), check=True, timeout=30)
+    deadline = time.time() + 20
+    while (neighbour_mac(other.ns, gateway.ip), neighbour_mac(gateway.ns, other.ip)) != (
+        pi.mac,
+        pi.mac,
+    ):
+        assert time.time() < deadline, "the device that joined later was never intercepted"
+        time.sleep(0.2)
+    _, err = stop(daemon)
+    assert "intercepting 1 more device(s)" in err
+    assert_true_caches(lan)
+    assert neighbour_mac(other.ns, gateway.ip) == gateway.mac
+    assert neighbour_mac(gateway.ns, other.ip) == other.mac
+
+
+def test_sigterm_while_starting_up_still_restores(lan: Lan, tmp_path: Path) -> None:
+    daemon = start_daemon(lan, tmp_path)
+    deadline = time.time() + 15
+    while not (tmp_path / "intercept.json").exists():  # about to poison
+        assert daemon.poll() is None and time.time() < deadline
+        time.sleep(0.005)
+    daemon.send_signal(signal.SIGTERM)
+    daemon.communicate(timeout=30)
+    assert daemon.returncode == 143  # exited while starting, through Python's exit hooks
+    time.sleep(1.5)  # past a poisoned reply that the true ones might have overtaken
     assert_true_caches(lan)
     assert forwarding(lan) == "0" and not (tmp_path / "intercept.json").exists()
