@@ -13,16 +13,15 @@ only frame headers (no payload is kept).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from monitor.errors import CaptureError
+from monitor.netif import link_info
 
 MODES = ("live", "mirror", "intercept", "ap")
 CAP_NET_ADMIN = 12
@@ -59,21 +58,6 @@ def has_capabilities(status_text: str) -> bool:
             wanted = (1 << CAP_NET_RAW) | (1 << CAP_NET_ADMIN)
             return effective & wanted == wanted
     return False
-
-
-def _link(interface: str) -> dict | None:
-    try:
-        result = subprocess.run(
-            ["ip", "-j", "addr", "show", "dev", interface],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-        entries = json.loads(result.stdout or "[]")
-    except (OSError, subprocess.SubprocessError, json.JSONDecodeError):
-        return None
-    return entries[0] if entries else None
 
 
 def listen(interface: str, seconds: float, own_mac: str) -> TrafficSeen:
@@ -159,7 +143,7 @@ def run_checks(mode: str, interface: str, seconds: float = 5.0) -> list[Check]:
     if not interface:
         checks.append(Check("fix", "no interface given", "give one with -i IFACE (e.g. eth0)"))
         return checks
-    link = _link(interface)
+    link = link_info(interface)
     if link is None:
         checks.append(
             Check("fix", f"interface {interface} does not exist", "list them with: ip link")

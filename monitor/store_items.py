@@ -13,6 +13,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from monitor.model import DEVICE_SET_FIELDS
+
 if TYPE_CHECKING:
     from monitor.events import CaptureStats, UploadBurst
     from monitor.model import Alert, Destination, Device, Flow
@@ -20,15 +22,7 @@ if TYPE_CHECKING:
 #: A flow's bytes older than its per-second bins are spread over at most this many minutes.
 MAX_SPREAD_MINUTES = 1440
 #: The device fields that are sets of names, stored as JSON lists.
-DEVICE_SETS = (
-    "ips",
-    "mdns_names",
-    "services",
-    "ssdp_servers",
-    "user_agents",
-    "domains",
-    "tls_fingerprints",
-)
+DEVICE_SETS = DEVICE_SET_FIELDS
 DEVICE_SCALARS = ("vendor", "hostname", "dhcp_fingerprint", "dhcp_vendor_class", "name")
 DEST_SCALARS = ("country", "org", "asn", "asn_org", "jurisdiction")
 
