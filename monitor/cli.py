@@ -2,7 +2,8 @@
 
 Subcommands: ``analyze`` (offline analysis of capture files), ``capture`` (the live daemon),
 ``devices`` and ``destinations`` (read the store), ``config`` (print the default file, check a
-file) and ``demo`` (analyse the bundled sample captures). Every configuration option is also a
+file), and the feature modules' commands (``rules``, ``dashboard``, ``replay``, ``report``,
+``demo``...). Every configuration option is also a
 flag (``--section-name``), generated from the option registry. Errors the user can fix are
 printed in one plain sentence on standard error with exit status 2; nothing but results goes to
 standard output.
@@ -15,10 +16,8 @@ import functools
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from importlib import resources
-from pathlib import Path
 
-from monitor import __version__, cli_devices, cli_modes, cli_rules
+from monitor import __version__, cli_dashboard, cli_devices, cli_headless, cli_modes, cli_rules
 from monitor.config import OPTIONS, Config, defaults_toml, load
 from monitor.errors import MicwatchError
 
@@ -53,7 +52,7 @@ def _config_from(args: argparse.Namespace) -> Config:
 
 #: Modules that add subcommands: each has ``add_commands(subparsers, add_option_flags)`` and
 #: ``COMMANDS`` mapping a subcommand to ``handler(args, config_from) -> exit status``.
-FEATURE_COMMANDS = (cli_devices, cli_rules, cli_modes)
+FEATURE_COMMANDS = (cli_devices, cli_rules, cli_modes, cli_headless, cli_dashboard)
 
 _RUN_SECTIONS = (
     "capture",
@@ -107,10 +106,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in FEATURE_COMMANDS:
         module.add_commands(sub, _add_option_flags)
-
-    demo = sub.add_parser("demo", help="analyse the sample captures shipped with micwatch")
-    demo.add_argument("--format", choices=("text", "json", "jsonl"), default="text")
-    _add_option_flags(demo, ("enrich",))
     return parser
 
 
@@ -167,7 +162,12 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
     config = _config_from(args)
     return run_daemon(
-        config, read=args.read, fmt=args.format, use_store=not args.no_store, flows=args.flows
+        config,
+        read=args.read,
+        fmt=args.format,
+        use_store=not args.no_store,
+        flows=args.flows,
+        reload_config=lambda: _config_from(args),
     )
 
 
@@ -180,40 +180,10 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def sample_captures() -> list[Path]:
-    """The capture files shipped with the package for the demo, sorted by name."""
-    folder = resources.files("monitor") / "samples"
-    return sorted(
-        Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith((".pcap", ".pcapng"))
-    )
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from monitor.analyze import analyze_files
-
-    config = _config_from(args)
-    if config.sources.get("enrich.home") == "default":
-        config = config.replace(enrich__home=["FR"])
-    files = [str(p) for p in sample_captures()]
-    if args.format == "text":
-        print(
-            "micwatch demo: analysing the sample captures shipped with micwatch "
-            "(home set: " + ", ".join(config["enrich.home"]) + ")"
-        )
-        for path in files:
-            print(f"  {Path(path).name}")
-        print("Licences and provenance: see NOTICE in the samples folder.\n")
-    analyze_files(
-        config, files, fmt=args.format, flows=False, progress=sys.stderr.isatty(), out=sys.stdout
-    )
-    return 0
-
-
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "analyze": cmd_analyze,
     "capture": cmd_capture,
     "config": cmd_config,
-    "demo": cmd_demo,
 }
 for _module in FEATURE_COMMANDS:
     for _name, _handler in _module.COMMANDS.items():

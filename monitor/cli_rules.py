@@ -23,7 +23,7 @@ from monitor.config import Config, parse_duration
 from monitor.errors import MicwatchError
 from monitor.output import print_json
 from rules.indicators import IndicatorError, import_indicators
-from rules.loader import add_allow_rule, check_rules, rule_files, rule_paths, user_rules_dir
+from rules.loader import add_allow_rule, check_rules, rule_files, rule_paths, state_rules_dir
 
 ConfigFrom = Callable[[argparse.Namespace], Config]
 
@@ -94,7 +94,7 @@ def cmd_rules(args: argparse.Namespace, config_from: ConfigFrom) -> int:
     if args.rules_command == "test":
         return _rules_test(args, config_from(args))
     path = add_allow_rule(
-        user_rules_dir(),
+        state_rules_dir(config_from(args)),
         args.device,
         dest_org=args.org,
         dest_country=args.country,

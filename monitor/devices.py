@@ -237,8 +237,8 @@ class DeviceInventory:
             # LAN to LAN: the other side is a device too.
             other_mac = flow.resp_mac if flow.device_is_orig else flow.orig_mac
             self.device(other_mac, flow.first_ts, remote)
-        elif self.home.is_multicast_text(remote):
-            return
+        # Multicast and broadcast groups are contacted too (enriched as local), so that every
+        # destination the store holds carries its flags.
         if (device.mac, remote) in self._pending or remote in self._contacted.get(device.mac, ()):
             return
         if flow.server_name or flow.proto not in ("tcp", "udp"):

@@ -50,12 +50,17 @@ class Runtime:
 
     def reconfigure(self, config: Config) -> None:
         """Apply a reloaded configuration to what can change while capture runs: the home set
-        (destinations are enriched afresh) and the detector's thresholds. Rules reload on their
-        own; capture, store and notification settings need a restart."""
+        (destinations are enriched afresh), the detector's thresholds and the rule switches of
+        the dashboard. Rule files reload on their own; capture, store and notification
+        settings need a restart."""
         self.config = config
         self.home_set = resolve_home(list(config["enrich.home"]))
         self.enricher.set_home(self.home_set)
         self.detector.settings = DetectSettings.from_config(config)
+        disabled = set(config["dashboard.disabled_rules"])
+        for status in self.rules.rules:
+            self.rules.set_enabled(status.id, status.id not in disabled)
+        self.chain.refresh()
 
 
 def build(
@@ -185,6 +190,7 @@ def _feature_handlers(
     )
     for error in engine.errors:
         log.error("rule not loaded: %s", error)
+    apply_rule_switches(engine, config)
     if store is not None:
         # Alerts of earlier runs still in their quiet period stay quiet after a restart.
         for row in store.alerts(since=time.time() - _LONGEST_QUIET_S, limit=10_000):
@@ -195,6 +201,16 @@ def _feature_handlers(
 
 #: How far back stored alerts are read for quiet periods that outlive a restart.
 _LONGEST_QUIET_S = 7 * 86400
+
+
+def apply_rule_switches(engine: RuleEngine, config: Config) -> None:
+    """Switch off the rules the user switched off on the dashboard (``dashboard.disabled_rules``,
+    kept in the settings file); an unknown id is logged and ignored."""
+    for rule_id in config["dashboard.disabled_rules"]:
+        try:
+            engine.set_enabled(rule_id, False)
+        except KeyError:
+            log.warning("rule %s is switched off but does not exist", rule_id)
 
 
 def _orgs_of(store: Any) -> Callable[[str], set[str]]:

@@ -7,6 +7,7 @@ sensor's rows, never writes, and returns plain dicts. What a chart plots is aggr
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from sqlalchemy import Integer, and_, cast, func, select
@@ -20,34 +21,74 @@ def _rows(reader: StoreReader, stmt: Any) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute(stmt).mappings()]
 
 
+#: Carrier-grade NAT space: traffic there leaves the home (see :mod:`monitor.enrich`).
+_SHARED = ipaddress.ip_network("100.64.0.0/10")
+
+
+def stays_home(dest: dict[str, Any]) -> bool:
+    """True when a destination row is inside the home: flagged ``local``, or a private,
+    link-local, loopback, multicast, broadcast or reserved address (rows written before
+    enrichment ran may lack the flag)."""
+    if dest.get("local"):
+        return True
+    try:
+        address = ipaddress.ip_address(dest.get("ip") or "")
+    except ValueError:
+        return False
+    return (
+        address.is_private
+        or address.is_multicast
+        or address.is_link_local
+        or address.is_loopback
+        or address.is_reserved
+        or address.is_unspecified
+    ) and address not in _SHARED
+
+
 def countries(reader: StoreReader, since: float) -> list[dict[str, Any]]:
     """Where the home's data went: per destination country (None: unknown), the bytes sent
     and received over links active since ``since``, the devices involved and whether the
-    country is outside the home set; biggest upload first. Local destinations are left out."""
+    country is outside the home set; biggest upload first. Destinations inside the home
+    (:func:`stays_home`) are left out. Summed per address in SQL, per country here."""
     on = and_(DESTINATIONS.c.sensor == LINKS.c.sensor, DESTINATIONS.c.ip == LINKS.c.dest_ip)
     stmt = (
         select(
+            DESTINATIONS.c.ip,
+            DESTINATIONS.c.local,
             DESTINATIONS.c.country,
+            DESTINATIONS.c.foreign,
             func.sum(LINKS.c.bytes_up).label("bytes_up"),
             func.sum(LINKS.c.bytes_down).label("bytes_down"),
-            func.count(func.distinct(LINKS.c.device_mac)).label("devices"),
-            func.max(DESTINATIONS.c.foreign).label("foreign"),
         )
         .select_from(LINKS.join(DESTINATIONS, on))
-        .where(
-            LINKS.c.sensor == reader.sensor,
-            LINKS.c.last_seen >= since,
-            DESTINATIONS.c.local.is_(False),
-        )
-        .group_by(DESTINATIONS.c.country)
-        .order_by(func.sum(LINKS.c.bytes_up).desc())
+        .where(LINKS.c.sensor == reader.sensor, LINKS.c.last_seen >= since)
+        .group_by(DESTINATIONS.c.ip)
     )
-    return [{**r, "foreign": bool(r["foreign"])} for r in _rows(reader, stmt)]
+    links = select(LINKS.c.dest_ip, LINKS.c.device_mac).where(
+        LINKS.c.sensor == reader.sensor, LINKS.c.last_seen >= since
+    )
+    totals: dict[str | None, dict[str, Any]] = {}
+    country_of: dict[str, str | None] = {}
+    for row in _rows(reader, stmt):
+        if stays_home(row):
+            continue
+        country_of[row["ip"]] = row["country"]
+        entry = totals.setdefault(
+            row["country"],
+            {"country": row["country"], "bytes_up": 0, "bytes_down": 0, "devices": set(),
+             "foreign": False},
+        )  # fmt: skip
+        entry["bytes_up"] += row["bytes_up"] or 0
+        entry["bytes_down"] += row["bytes_down"] or 0
+        entry["foreign"] = entry["foreign"] or bool(row["foreign"])
+    for link in _rows(reader, links):
+        if link["dest_ip"] in country_of:
+            totals[country_of[link["dest_ip"]]]["devices"].add(link["device_mac"])
+    result = [{**e, "devices": len(e["devices"])} for e in totals.values()]
+    return sorted(result, key=lambda e: (-e["bytes_up"], -e["bytes_down"]))
 
 
-def upload_series(
-    reader: StoreReader, mac: str, start: float, end: float
-) -> list[dict[str, Any]]:
+def upload_series(reader: StoreReader, mac: str, start: float, end: float) -> list[dict[str, Any]]:
     """One device's traffic per minute in ``[start, end)``: ``minute``, ``bytes_up``,
     ``bytes_down`` summed over destinations, oldest first (minutes without traffic absent)."""
     stmt = (

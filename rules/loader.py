@@ -41,9 +41,24 @@ def user_rules_dir() -> Path:
     return Path(home) / "micwatch" / "rules.d"
 
 
+def state_rules_dir(config: Mapping[str, Any]) -> Path:
+    """Where micwatch itself writes the rules the user adds (``micwatch rules allow``, the
+    dashboard's "allow"): ``rules.d`` in the state directory, which the daemon and the
+    dashboard share whoever runs them (the service user cannot write to /etc)."""
+    from monitor.store import state_dir
+
+    return state_dir(config["store.state_dir"]) / "rules.d"
+
+
 def rule_paths(config: Mapping[str, Any]) -> list[Path]:
-    """The rule directories in override order: built-in, the user's, then ``rules.paths``."""
-    return [BUILTIN_DIR, user_rules_dir(), *(Path(p).expanduser() for p in config["rules.paths"])]
+    """The rule directories in override order: built-in, the user's hand-written ones, the ones
+    micwatch wrote for the user, then ``rules.paths``."""
+    return [
+        BUILTIN_DIR,
+        user_rules_dir(),
+        state_rules_dir(config),
+        *(Path(p).expanduser() for p in config["rules.paths"]),
+    ]
 
 
 def indicator_paths(config: Mapping[str, Any]) -> list[Path]:

@@ -141,6 +141,7 @@ def test_rules_test_shows_what_one_rule_raises(capsys):
 
 def test_rules_allow_writes_an_allow_rule_that_silences_the_alert(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("MICWATCH_STORE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     assert "1 alerts" in run(capsys, "rules", "test", "audio-upload-foreign", SPEAK, "--home", "FR")
     out = run(
@@ -155,7 +156,7 @@ def test_rules_allow_writes_an_allow_rule_that_silences_the_alert(tmp_path, monk
         "the baby monitor's own cloud",
     )
     written = Path(out.split()[1].rstrip(";"))
-    assert written.is_file() and written.parent.parent == tmp_path / "config" / "micwatch"
+    assert written.is_file() and written.parent == tmp_path / "state" / "rules.d"
     jsonl = run(capsys, "analyze", SPEAK, "--home", "FR", "--format", "jsonl")
     assert '"rule":"audio-upload-foreign"' not in jsonl
 
@@ -225,6 +226,6 @@ def test_jsonl_output_stays_clean(capsys):
 
 
 def test_demo_prints_devices_and_destinations(capsys):
-    text = run(capsys, "demo")
+    text = run(capsys, "demo", "--text")
     assert "micwatch demo" in text and "chuangmi" in text and "[CN] FOREIGN" in text
     assert "NOTICE" in text

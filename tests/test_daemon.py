@@ -35,3 +35,12 @@ def test_reload_applies_the_home_set_and_thresholds_and_survives_a_bad_file() ->
     reloader.on_tick(Tick(11.0, 10))  # the file is now broken: nothing changes
     assert runtime.home_set == frozenset({"CN"}) and runtime.detector.settings.floor_bps == 5000
     assert not reloader.requested
+
+
+def test_rules_switched_off_on_the_dashboard_stay_off_and_come_back_on_reload() -> None:
+    config = load(env={}, cli={"enrich.home": ["FR"], "dashboard.disabled_rules": ["new-device"]})
+    runtime = build(config)
+    states = {status.id: status.enabled for status in runtime.rules.rules}
+    assert states["new-device"] is False and states["audio-upload-foreign"] is True
+    runtime.reconfigure(load(env={}, cli={"enrich.home": ["FR"]}))
+    assert all(status.enabled for status in runtime.rules.rules)

@@ -24,10 +24,11 @@ def test_rule_files_order_and_filter(tmp_path: Path) -> None:
 
 def test_rule_paths_follow_the_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    paths = rule_paths({"rules.paths": ["/srv/rules"]})
+    paths = rule_paths({"rules.paths": ["/srv/rules"], "store.state_dir": str(tmp_path / "s")})
     assert paths[0] == BUILTIN_DIR
     assert paths[-1] == Path("/srv/rules")
     assert paths[1].name == "rules.d"
+    assert paths[2] == tmp_path / "s" / "rules.d"  # where micwatch writes the user's rules
 
 
 def test_check_rules_reports_every_problem_as_file_line_field(tmp_path: Path) -> None:
