@@ -5,11 +5,14 @@ Guarantees: every response carries the security headers of :data:`SECURITY_HEADE
 allowing only this origin's files: no inline script or style, no framing); every form is
 CSRF-protected; every route but the login page and static files requires a login
 (:mod:`dashboard.auth`); every asset is served from ``static/``: no request leaves the box.
+When several sensors write to one database, each session shows one of them, chosen in the
+navbar (:mod:`dashboard.sensors`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,20 @@ class Dashboard:
     state_dir: Path
     credentials: Credentials
     limiter: LoginLimiter
+    _views: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def reader(self, sensor: str) -> Any:
+        """The store reader of ``sensor``: :attr:`store` for its own sensor, else a view of it
+        sharing its engine, made at the first request and kept (the callers pass only names
+        of :func:`dashboard.sensors.choices`, so this holds one view per sensor at most)."""
+        if sensor == self.store.sensor:
+            return self.store
+        with self._lock:
+            view = self._views.get(sensor)
+            if view is None:
+                view = self._views[sensor] = self.store.for_sensor(sensor)
+            return view
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -80,9 +97,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     Babel(app, locale_selector=_locale, timezone_selector=lambda: _timezone(config))
 
-    from dashboard import admin, api, auth, formatting, views
+    from dashboard import admin, api, auth, formatting, sensors, views
 
     formatting.init_app(app)
+    sensors.init_app(app)
     app.register_blueprint(auth.bp)  # first: the login gate runs before the CSRF check
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)

@@ -27,6 +27,7 @@ from flask import (
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
+from dashboard import sensors
 from monitor.config import OPTIONS_BY_KEY, parse_duration
 from monitor.errors import ConfigError
 from monitor.settings_file import SETTINGS_FILE, read_settings, write_settings
@@ -127,14 +128,15 @@ def password() -> Response:
 
 @bp.route("/report")
 def report() -> Response:
-    """The printable report of the last ``since`` (default 7d) as one HTML document."""
+    """The printable report of the active sensor's last ``since`` (default 7d) as one HTML
+    document."""
     from monitor.report import report_context
 
     try:
         since = time.time() - parse_duration(request.args.get("since", "7d"))
     except ValueError:
         abort(400)
-    context = report_context(_dashboard().store, since, time.time())
+    context = report_context(sensors.reader(), since, time.time())
     response = make_response(render_template("report.html", **context, lang=str(get_locale())))
     response.headers["Content-Security-Policy"] = REPORT_CSP
     if request.args.get("download") == "1":

@@ -2,7 +2,10 @@
 
 Read-only (GET only: the user's writes go through the CSRF-protected forms). Authentication is
 the session or ``Authorization: Bearer <token>`` (:mod:`dashboard.auth`); without either every
-route answers 401. Timestamps are float epoch seconds, as in the store.
+route answers 401. Timestamps are float epoch seconds, as in the store. Every route reads one
+sensor's rows: ``?sensor=NAME`` (one of ``/api/sensors``), else the one chosen in the session,
+else the default one; an unknown name gets the default's, and every answer names its sensor in
+the ``X-Micwatch-Sensor`` header.
 """
 
 from __future__ import annotations
@@ -10,16 +13,27 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, jsonify, request
 from werkzeug.wrappers import Response
 
+from dashboard import sensors
 from monitor import store_views
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 def _store() -> Any:
-    return current_app.extensions["micwatch"].store
+    """The reader of the request's sensor: ``?sensor=NAME``, else the session's, else the
+    default one (see :mod:`dashboard.sensors`)."""
+    return sensors.reader()
+
+
+@bp.after_request
+def _name_the_sensor(response: Response) -> Response:
+    """Say which sensor's rows answered (``?sensor=`` with an unknown name gets the default's)."""
+    if response.status_code != 401:
+        response.headers["X-Micwatch-Sensor"] = sensors.active()
+    return response
 
 
 def _since() -> float | None:
@@ -43,6 +57,12 @@ def summary() -> Response:
         capture=stats[0]["body"] if stats else None,
         now=time.time(),
     )
+
+
+@bp.route("/sensors")
+def sensor_names() -> Response:
+    """``sensors``: the names ``?sensor=`` accepts; ``active``: the one this request reads."""
+    return jsonify(sensors=sensors.choices(), active=sensors.active())
 
 
 @bp.route("/devices")

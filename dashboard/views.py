@@ -27,7 +27,7 @@ from flask import (
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from dashboard import LANGUAGES
+from dashboard import LANGUAGES, sensors
 from dashboard.auth import local_path
 from dashboard.charts import country_bars, timeline
 from monitor import store_views
@@ -41,8 +41,8 @@ MUTE_CHOICES = {"1d": DAY_S, "7d": 7 * DAY_S, "30d": 30 * DAY_S, "365d": 365 * D
 
 
 def store() -> Any:
-    """The app's store reader."""
-    return current_app.extensions["micwatch"].store
+    """The store reader of the request's sensor (:func:`dashboard.sensors.reader`)."""
+    return sensors.reader()
 
 
 def _back(default: str) -> Response:
@@ -217,7 +217,11 @@ def allow(alert_id: int) -> Response:
 @bp.app_template_global("allowable")
 def allowable_destination(alert: dict[str, Any]) -> dict[str, Any] | None:
     """The alert's destination (``org``, ``name``) when it has an organisation or a name an
-    allow rule can match, else None (an address alone is not allow-listed: addresses change)."""
+    allow rule can match, else None (an address alone is not allow-listed: addresses change).
+    None too for another sensor than the dashboard's own: an allow rule is a file in this
+    box's rules directory, which another box's monitor never reads."""
+    if sensors.active() != sensors.default():
+        return None
     event = alert.get("event") or {}
     destination = {"org": event.get("dest.org"), "name": event.get("dest.name")}
     return destination if destination["org"] or destination["name"] else None
@@ -229,6 +233,13 @@ def language(code: str) -> Response:
     if code not in LANGUAGES:
         abort(404)
     session["language"] = code
+    return redirect(local_path(request.args.get("next"), url_for("views.home")))
+
+
+@bp.route("/sensor")
+def switch_sensor() -> Response:
+    """Show the sensor ``?name=`` for this session (an unknown name: the default one)."""
+    sensors.choose(request.args.get("name"))
     return redirect(local_path(request.args.get("next"), url_for("views.home")))
 
 

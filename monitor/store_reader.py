@@ -89,6 +89,14 @@ class StoreReader:
         self.engine.dispose()
         return True
 
+    def for_sensor(self, sensor: str) -> StoreReader:
+        """A reader of ``sensor``'s rows sharing this reader's engine (no new connection pool,
+        no schema check): this reader itself when ``sensor`` is its own. Closing the view
+        leaves the engine open; closing this reader closes it for every view."""
+        if sensor == self.sensor:
+            return self
+        return _SensorView(self, sensor)
+
     # --- reads (this sensor's rows only) ---
 
     def devices(self) -> list[dict[str, Any]]:
@@ -265,6 +273,21 @@ class StoreReader:
         keeps talking. (``timeout`` serves :meth:`monitor.store.Store.forget_device`.)"""
         with self._write() as conn:
             return delete_device(conn, self.sensor, mac)
+
+
+class _SensorView(StoreReader):
+    """:meth:`StoreReader.for_sensor`: another sensor's reads and user writes over the same
+    engine, without a writer."""
+
+    def __init__(self, owner: StoreReader, sensor: str) -> None:  # no super(): shares the engine
+        if not sensor:
+            raise ValueError("a store needs a sensor name")
+        self.sensor = sensor
+        self.engine = owner.engine
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Nothing to release: the engine belongs to the reader the view came from."""
+        return True
 
 
 def _merge_settings(row: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Read-only aggregate queries over the store's tables, for the dashboard and the report.
 
 Each function takes a :class:`~monitor.store_reader.StoreReader`, reads only that reader's
-sensor's rows, never writes, and returns plain dicts. What a chart plots is aggregated in SQL
-(sums per country, per minute) so a page costs a few indexed queries whatever the history.
+sensor's rows (except :func:`sensors`, which lists the sensors), never writes, and returns
+plain data. What a chart plots is aggregated in SQL (sums per country, per minute) so a page
+costs a few indexed queries whatever the history.
 """
 
 from __future__ import annotations
@@ -139,6 +140,16 @@ def alert_rules(reader: StoreReader) -> list[str]:
         .order_by(ALERTS.c.rule)
     )
     return [r["rule"] for r in _rows(reader, stmt)]
+
+
+def sensors(reader: StoreReader) -> list[str]:
+    """The names of the sensors whose devices are in the database, sorted; the reader's own
+    sensor alone when there are none. (Unlike the other queries, this one reads every
+    sensor's rows: it is what the dashboard's sensor selector offers.)"""
+    stmt = select(DEVICES.c.sensor).distinct().order_by(DEVICES.c.sensor)
+    with reader.engine.connect() as conn:
+        names = [name for name in conn.execute(stmt).scalars() if name]
+    return names or [reader.sensor]
 
 
 def change_stamp(reader: StoreReader) -> str:
