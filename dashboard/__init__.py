@@ -97,9 +97,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     Babel(app, locale_selector=_locale, timezone_selector=lambda: _timezone(config))
 
-    from dashboard import admin, api, auth, formatting, sensors, views
+    from dashboard import admin, alert_text, api, auth, formatting, sensors, views
 
     formatting.init_app(app)
+    alert_text.init_app(app)
     sensors.init_app(app)
     app.register_blueprint(auth.bp)  # first: the login gate runs before the CSRF check
     app.register_blueprint(views.bp)

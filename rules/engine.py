@@ -313,6 +313,19 @@ class RuleEngine:
             )
         return alerts
 
+    def text(self, rule_id: str, language: str, record: dict[str, Any]) -> tuple[str, str] | None:
+        """(title, message) of rule ``rule_id`` in ``language``, the message rendered from
+        ``record`` (a stored alert's flattened ``event``); None when no loaded rule has this id
+        or the rule has no translation into ``language``. Never raises on odd records."""
+        rule = self._active.get(rule_id)
+        translation = rule.translations.get(language) if rule is not None else None
+        if translation is None:
+            return None
+        record = record if isinstance(record, dict) else {}
+        if translation.message is None:
+            return translation.title, translation.title
+        return translation.title, translation.message.render(record, language)
+
     def resume_quiet(self, rule_id: str, key: str, until: float) -> None:
         """Carry over a quiet period from an earlier run (an alert in the store whose
         suppression has not expired), so a restart does not repeat the alert."""

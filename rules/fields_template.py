@@ -7,12 +7,14 @@ after a colon is ``size`` (bytes as "1.2 MB"), ``duration`` (seconds as "2 min 5
 ``{{`` and ``}}`` are literal braces.
 
 Guarantees: :meth:`Template.render` never raises; a missing or ``None`` field renders as
-"unknown", booleans as "yes"/"no", lists joined by ", ", other numbers with at most one decimal
-(none from 10 up). Every rendered value is cleaned: control characters (C0, DEL, C1), Unicode
-bidirectional overrides and invisible format characters are replaced by visible escapes such as
-``\\x1b``, and a value is cut at :data:`MAX_VALUE_CHARS` characters, so an attacker-chosen device
-name cannot inject lines, terminal escapes or reorder text. The message is plain text, not HTML:
-each renderer escapes it for its medium (the dashboard's templates autoescape).
+"unknown", booleans as "yes"/"no", an empty list as "none" (those words in the language passed to
+render, see :data:`WORDS`; English otherwise), lists joined by ", ", other numbers with at most
+one decimal (none from 10 up). Every rendered value is cleaned: control characters (C0, DEL,
+C1), Unicode bidirectional overrides and invisible format characters are replaced by visible
+escapes such as ``\\x1b``, and a value is cut at :data:`MAX_VALUE_CHARS` characters, so an
+attacker-chosen device name cannot inject lines, terminal escapes or reorder text. The message
+is plain text, not HTML: each renderer escapes it for its medium (the dashboard's templates
+autoescape).
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ from typing import Any
 
 MAX_VALUE_CHARS = 120
 UNKNOWN = "unknown"
+
+#: The words the template layer itself writes, by language; a language not listed is English.
+WORDS: dict[str, dict[str, str]] = {
+    "en": {"unknown": UNKNOWN, "yes": "yes", "no": "no", "none": "none"},
+    "fr": {"unknown": "inconnu", "yes": "oui", "no": "non", "none": "aucun"},
+}
 
 _INVISIBLE = (
     *range(0x200B, 0x2010),
@@ -69,16 +77,22 @@ def _duration(value: float) -> str:
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
-def render_value(value: Any) -> str:
+def words(language: str = "en") -> dict[str, str]:
+    """The template layer's own words in ``language`` (English for a language not in WORDS)."""
+    return WORDS.get(language, WORDS["en"])
+
+
+def render_value(value: Any, language: str = "en") -> str:
     """The default cleaned text of one field value (see the module guarantees)."""
+    said = words(language)
     if value is None:
-        return UNKNOWN
+        return said["unknown"]
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return said["yes"] if value else said["no"]
     if isinstance(value, (int, float)):
         return _number(value)
     if isinstance(value, (list, tuple)):
-        return clean_text(", ".join(str(v) for v in value)) if value else "none"
+        return clean_text(", ".join(str(v) for v in value)) if value else said["none"]
     return clean_text(str(value))
 
 
@@ -95,7 +109,7 @@ class Template:
     def __init__(self, text: str, tz: tzinfo | None = None) -> None:
         self.text = text
         self.fields: set[str] = set()
-        parts: list[str | tuple[tuple[str, ...], Callable[[Any], str]]] = []
+        parts: list[str | tuple[tuple[str, ...], Callable[[Any, str], str]]] = []
         try:
             parsed = list(string.Formatter().parse(text))
         except ValueError as exc:
@@ -116,8 +130,9 @@ class Template:
             parts.append((names, _formatter(spec or "", tz)))
         self._parts = tuple(parts)
 
-    def render(self, record: dict[str, Any]) -> str:
-        """The message for one flattened record; never raises."""
+    def render(self, record: dict[str, Any], language: str = "en") -> str:
+        """The message for one flattened record; never raises. ``language`` picks the words
+        the template layer writes itself ("unknown", "yes", "no", "none"; see :data:`WORDS`)."""
         out = []
         for part in self._parts:
             if isinstance(part, str):
@@ -129,16 +144,16 @@ class Template:
                 value = record.get(name)
                 if value is not None and value != []:
                     break
-            out.append(UNKNOWN if value is None else fmt(value))
+            out.append(words(language)["unknown"] if value is None else fmt(value, language))
         return "".join(out)
 
 
-def _formatter(spec: str, tz: tzinfo | None) -> Callable[[Any], str]:
+def _formatter(spec: str, tz: tzinfo | None) -> Callable[[Any, str], str]:
     if spec in ("size", "duration", "time"):
 
-        def special(value: Any) -> str:
+        def special(value: Any, language: str) -> str:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                return render_value(value)
+                return render_value(value, language)
             if spec == "size":
                 return _size(value)
             if spec == "duration":
@@ -146,16 +161,16 @@ def _formatter(spec: str, tz: tzinfo | None) -> Callable[[Any], str]:
             try:
                 return datetime.fromtimestamp(value, tz).strftime("%H:%M")
             except (OverflowError, OSError, ValueError):
-                return UNKNOWN
+                return words(language)["unknown"]
 
         return special
     if not spec:
         return render_value
 
-    def python(value: Any) -> str:
+    def python(value: Any, language: str) -> str:
         try:
             return clean_text(format(value, spec))
         except (ValueError, TypeError):
-            return render_value(value)
+            return render_value(value, language)
 
     return python

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from rules.fields_template import Template
 LEVELS = ("info", "low", "medium", "high")
 ACTIONS = ("alert", "allow")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+LANGUAGE_PATTERN = re.compile(r"^[a-z]{2}$")
 
 #: Every key of a rule file and what it means (the reference documentation is built from it).
 KEYS: dict[str, str] = {
@@ -62,6 +64,9 @@ KEYS: dict[str, str] = {
     "suppress": "`key`: fields whose values identify repeats (e.g. `[device.mac, dest.org]`); "
     "`period`: how long repeats stay quiet (`30m`). Without it every match alerts.",
     "message": "One plain-language sentence with `{field}` placeholders. Required for alert rules.",
+    "translations": "The title and message in other languages, by two-letter language code: "
+    "`fr: {title: ..., message: ...}`. Same placeholders as `message`; the dashboard and the "
+    "report show them to readers of that language (the rule's own words otherwise).",
     "falsepositives": "A list of innocent reasons the rule may fire.",
     "references": "A list of links or citations behind the rule.",
     "enabled": "false switches the rule off (default true).",
@@ -87,13 +92,23 @@ class RuleError:
         return f"{where}: {self.field}: {self.problem}"
 
 
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """A rule's title and message template in one language."""
+
+    title: str
+    message: Template | None
+
+
 @dataclass(slots=True, eq=False)
 class Rule:
     """A compiled rule: predicates built once, ready to run on flattened records.
 
-    ``fields`` names every field the rule uses (conditions, suppression key, message).
-    ``applies_to`` is None for an allow rule that applies to every rule. ``lines`` gives the
-    line of each top-level key, for messages about the rule as a whole (a duplicate id).
+    ``fields`` names every field the rule uses (conditions, suppression key, messages).
+    ``translations`` maps a language code to the rule's (title, message) in that language (the
+    message None when the rule has none, an allow rule). ``applies_to`` is None for an allow
+    rule that applies to every rule. ``lines`` gives the line of each top-level key, for
+    messages about the rule as a whole (a duplicate id).
     """
 
     id: str
@@ -114,6 +129,7 @@ class Rule:
     references: tuple[str, ...]
     fields: frozenset[str]
     lines: dict[str, int]
+    translations: dict[str, Translation] = dataclass_field(default_factory=dict)
 
     def matches(self, record: dict[str, Any]) -> bool:
         """True when every condition and the time of day hold for the record."""
@@ -311,19 +327,49 @@ class _Parser:
             return tuple(key), 0.0
         return tuple(key), period
 
-    def message(self, node: yaml.Node, events: tuple[str, ...]) -> Template | None:
-        text = self.text(node, "message")
+    def message(
+        self, node: yaml.Node, events: tuple[str, ...], where: str = "message"
+    ) -> Template | None:
+        text = self.text(node, where)
         if text is None:
             return None
         try:
             template = Template(" ".join(text.split()), self.ctx.tz)
         except ValueError as exc:
-            self.error(node, "message", str(exc))
+            self.error(node, where, str(exc))
             return None
         for name in sorted(template.fields):
             base = name[: -len(INDICATOR_SUFFIX)] if name.endswith(INDICATOR_SUFFIX) else name
-            self.field(base, events, node, "message")
+            self.field(base, events, node, where)
         return template
+
+    def translations(
+        self, node: yaml.Node, events: tuple[str, ...], alert: bool
+    ) -> dict[str, Translation]:
+        """``translations``: language code -> {title, message}, each checked like the rule's
+        own title and message (message required for alert rules)."""
+        out: dict[str, Translation] = {}
+        for language, (key_node, value_node) in self.mapping(node, "translations").items():
+            where = f"translations.{language}"
+            if not LANGUAGE_PATTERN.match(language):
+                self.error(key_node, where, "must be a two-letter language code such as fr")
+                continue
+            entries = self.mapping(value_node, where)
+            if not isinstance(value_node, yaml.MappingNode):
+                continue
+            self.unknown(entries, ("title", "message"), where + ".")
+            required = ("title", "message") if alert else ("title",)
+            for key in required:
+                if key not in entries:
+                    self.error(value_node, f"{where}.{key}", "is required")
+            title = message = None
+            if "title" in entries:
+                title = self.text(entries["title"][1], f"{where}.title")
+            if "message" in entries:
+                message = self.message(entries["message"][1], events, f"{where}.message")
+            if title is not None and (message is not None or not alert):
+                out[language] = Translation(" ".join(title.split()), message)
+        return out
 
 
 def parse_rule(text: str, path: Path, ctx: Context) -> tuple[Rule | None, list[RuleError]]:
@@ -399,6 +445,7 @@ def parse_rule(text: str, path: Path, ctx: Context) -> tuple[Rule | None, list[R
     suppress_key: tuple[str, ...] = ()
     period = 0.0
     message = None
+    translations: dict[str, Translation] = {}
     if events:
         if (node := get("match")) is not None:
             conditions = parser.match(node, events)
@@ -411,6 +458,8 @@ def parse_rule(text: str, path: Path, ctx: Context) -> tuple[Rule | None, list[R
                 suppress_key, period = parser.suppress(node, events)
         if (node := get("message")) is not None:
             message = parser.message(node, events)
+        if (node := get("translations")) is not None:
+            translations = parser.translations(node, events, action == "alert")
     if action == "allow" and not conditions and "match" not in entries:
         parser.error(root, "match", "an allow rule needs at least one condition")
 
@@ -452,5 +501,6 @@ def parse_rule(text: str, path: Path, ctx: Context) -> tuple[Rule | None, list[R
         references=tuple(references),
         fields=frozenset(parser.fields),
         lines={key: _line(key_node) for key, (key_node, _) in entries.items()},
+        translations=translations,
     )
     return rule, []

@@ -118,6 +118,24 @@ def test_language_follows_browser_switch_and_configuration(tmp_path: Path, store
     assert "Se connecter" in other.get("/login", headers={"Accept-Language": "en"}).text
 
 
+def test_builtin_rule_french_titles_match_the_catalogue() -> None:
+    catalog = _catalog("fr")
+    for path in BUILTIN_DIR.glob("*.yaml"):
+        rule = yaml.safe_load(path.read_text())
+        assert rule["translations"]["fr"]["title"] == catalog.get(rule["title"]).string, path.name
+
+
+def test_french_pages_show_french_alert_messages(tmp_path: Path, store: Store) -> None:
+    client = make_app(tmp_path, store).test_client()
+    login(client)
+    client.get("/language/fr")
+    for path in ("/", "/alerts"):
+        page = client.get(path).text
+        assert "a envoyé" in page and "shaped like a voice recording" not in page, path
+    client.get("/language/en")
+    assert "shaped like a voice recording" in client.get("/alerts").text
+
+
 def test_french_numbers_and_units(tmp_path: Path, store: Store) -> None:
     client = make_app(tmp_path, store).test_client()
     login(client)

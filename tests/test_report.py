@@ -42,6 +42,8 @@ def test_report_in_french(tmp_path: Path, store: Store) -> None:
     assert (
         "Envois de taille audio" in html and "Chine" in html and "Ce que vous pouvez faire" in html
     )
+    # alert messages come from the rules' French translations, rendered from the stored event
+    assert "a envoyé" in html and "shaped like a voice recording" not in html
 
 
 def test_report_is_self_contained_and_escaped(tmp_path: Path, store: Store) -> None:
