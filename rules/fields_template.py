@@ -29,8 +29,28 @@ UNKNOWN = "unknown"
 
 #: The words the template layer itself writes, by language; a language not listed is English.
 WORDS: dict[str, dict[str, str]] = {
-    "en": {"unknown": UNKNOWN, "yes": "yes", "no": "no", "none": "none"},
-    "fr": {"unknown": "inconnu", "yes": "oui", "no": "non", "none": "aucun"},
+    "en": {
+        "unknown": UNKNOWN,
+        "yes": "yes",
+        "no": "no",
+        "none": "none",
+        "decimal": ".",
+        "bytes": "bytes",
+        "kB": "kB",
+        "MB": "MB",
+        "GB": "GB",
+    },
+    "fr": {
+        "unknown": "inconnu",
+        "yes": "oui",
+        "no": "non",
+        "none": "aucun",
+        "decimal": ",",
+        "bytes": "octets",
+        "kB": "ko",
+        "MB": "Mo",
+        "GB": "Go",
+    },
 }
 
 _INVISIBLE = (
@@ -58,11 +78,13 @@ def _number(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def _size(value: float) -> str:
+def _size(value: float, language: str = "en") -> str:
+    said = words(language)
     for unit, factor in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if abs(value) >= factor:
-            return f"{_number(value / factor)} {unit}"
-    return f"{round(value)} bytes"
+            number = _number(value / factor).replace(".", said["decimal"])
+            return f"{number} {said[unit]}"
+    return f"{round(value)} {said['bytes']}"
 
 
 def _duration(value: float) -> str:
@@ -155,7 +177,7 @@ def _formatter(spec: str, tz: tzinfo | None) -> Callable[[Any, str], str]:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return render_value(value, language)
             if spec == "size":
-                return _size(value)
+                return _size(value, language)
             if spec == "duration":
                 return _duration(value)
             try:

@@ -74,7 +74,7 @@ def test_text_renders_a_french_message_from_a_record() -> None:
     assert alert.rule == "audio-upload-foreign"
     title, message = engine.text(alert.rule, "fr", alert.event)
     assert title == f"Envoi de taille audio vers un serveur à l{APOS}étranger"
-    assert "a envoyé 96 kB en 4 s vers" in message
+    assert "a envoyé 96 ko en 4 s vers" in message
     assert "environ 6 s de parole" in message
     assert engine.text(alert.rule, "de", alert.event) is None
     assert engine.text("no-such-rule", "fr", alert.event) is None
@@ -254,3 +254,12 @@ def test_a_rule_without_translation_stays_english_in_the_french_ui(
     page = _french(app.test_client()).get("/alerts").text
     assert "shaped like a voice recording (enough for about" in page
     assert "de parole" not in page
+
+
+def test_french_sizes_use_french_units_and_the_decimal_comma() -> None:
+    from rules.fields_template import Template
+
+    template = Template("{bytes_up:size}")
+    assert template.render({"bytes_up": 1_250_000}, "fr") == "1,2 Mo"
+    assert template.render({"bytes_up": 1_250_000}) == "1.2 MB"
+    assert template.render({"bytes_up": 512}, "fr") == "512 octets"
