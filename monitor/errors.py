@@ -20,3 +20,7 @@ class ConfigError(MicwatchError):
 
 class CaptureError(MicwatchError):
     """A capture source cannot be opened or read (bad file, unknown format, no permission)."""
+
+
+class StoreError(MicwatchError):
+    """The store cannot be opened (unwritable state directory, unreadable database file)."""

@@ -8,8 +8,9 @@ the protocol parsers, turning what they find into events for the handler chain. 
 Guarantees: every frame a source yields is counted exactly once as ``decoded``, ``malformed`` or
 ``skipped`` (unsupported link type); a parser failure is counted in ``malformed_payloads`` and
 never stops the loop; time only moves forward (a frame stamped earlier than the current second is
-accounted to the current second); :meth:`Pipeline.finish` ends every flow (one FlowEnd each),
-emits the last Ticks and then :class:`~monitor.events.Shutdown`.
+accounted to the current second) and a flow's ``last_ts`` never goes back, so no duration is
+negative when the capture's clock jumps back; :meth:`Pipeline.finish` ends every flow (one
+FlowEnd each), emits the last Ticks and then :class:`~monitor.events.Shutdown`.
 """
 
 from __future__ import annotations
@@ -211,7 +212,8 @@ class Pipeline:
                         flow = table.add(key, ts, smac, dmac, self._end)
                         if self._want_flow_start:
                             emit(FlowStart(flow))
-                flow.last_ts = ts
+                if ts > flow.last_ts:  # a clock jumping back never makes a duration negative
+                    flow.last_ts = ts
                 if from_orig:
                     flow.orig_pkts += 1
                     flow.orig_bytes += pay_len

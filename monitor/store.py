@@ -15,12 +15,16 @@ seconds. Timestamps are float epoch seconds throughout (see :mod:`monitor.store_
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import OperationalError
+
+from monitor.errors import StoreError
 from monitor.store_cap import database_bytes
 from monitor.store_items import (
     Expire,
@@ -51,6 +55,8 @@ if TYPE_CHECKING:
     from monitor.health import HealthReport
 
 DB_FILE = "micwatch.db"
+log = logging.getLogger(__name__)
+
 #: How long the store waits for its queue to be written when the capture ends.
 SHUTDOWN_FLUSH_S = 30.0
 
@@ -75,24 +81,36 @@ def open_store(config: Mapping[str, Any], *, writer: bool = True) -> StoreReader
     """The store configured by the ``store.*`` options: a :class:`Store` with its writer
     thread (the daemon), or with ``writer=False`` a :class:`StoreReader` (the CLI, the
     dashboard). Creates the state directory (mode 0700) when the database is the default
-    SQLite file or a writer is opened (its alert journal lives there)."""
+    SQLite file or a writer is opened (its alert journal lives there).
+
+    Raises:
+        StoreError: the state directory or the database cannot be created or opened (a
+            read-only or full file system, wrong permissions); the message names the path.
+    """
     url = config["store.db"]
     directory = state_dir(config["store.state_dir"])
-    if not url or writer:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not url:
-        url = default_db_url(directory)
-    sensor = config["store.sensor"] or socket.gethostname()
-    if not writer:
-        return StoreReader(url, sensor=sensor)
-    return Store(
-        url,
-        sensor=sensor,
-        retention_s=config["store.retention"],
-        batch_seconds=config["store.batch_seconds"],
-        max_bytes=config["store.max_size"],
-        journal=directory / JOURNAL_FILE,
-    )
+    try:
+        if not url or writer:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not url:
+            url = default_db_url(directory)
+        sensor = config["store.sensor"] or socket.gethostname()
+        if not writer:
+            return StoreReader(url, sensor=sensor)
+        return Store(
+            url,
+            sensor=sensor,
+            retention_s=config["store.retention"],
+            batch_seconds=config["store.batch_seconds"],
+            max_bytes=config["store.max_size"],
+            journal=directory / JOURNAL_FILE,
+        )
+    except (OSError, OperationalError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        raise StoreError(
+            f"cannot open the store in {directory} ({reason}): the state directory "
+            "(store.state_dir) must be writable by micwatch"
+        ) from exc
 
 
 class Store(StoreReader):
@@ -129,12 +147,25 @@ class Store(StoreReader):
     ) -> None:
         super().__init__(url, sensor=sensor, busy_timeout_s=busy_timeout_s, record_version=True)
         self._journal = AlertJournal(journal) if journal is not None else None
+        self._journal_failing = False
         if self._journal is not None:
             self._journal.replay(self.engine, sensor)
         self._writer = Writer(
-            self.engine, sensor, retention_s, batch_seconds, max_queue, max_bytes=max_bytes
+            self.engine,
+            sensor,
+            retention_s,
+            batch_seconds,
+            max_queue,
+            max_bytes=max_bytes,
+            reopen=self._recreate,
         )
         self._closed: bool | None = None
+
+    def _recreate(self) -> None:
+        """Drop the connections and open the schema afresh (the writer thread calls it when the
+        database file was deleted: a new file is made)."""
+        self.engine.dispose()
+        self._open_schema(record_version=True)
 
     def __enter__(self) -> Store:
         return self
@@ -168,15 +199,31 @@ class Store(StoreReader):
 
     def on_alert_raised(self, event: AlertRaised) -> None:
         """Journal the alert (with a journal: on disk when this returns) and queue it; it is
-        never dropped and retried until written."""
+        never dropped and retried until written. When the journal cannot be written (disk
+        full), the alert is still queued (kept in memory until the database takes it) and the
+        failure is logged, once per outage."""
         item = alert_item(event.alert)
         if self._journal is None:
             self._writer.put_alert(item)
             return
         with self._journal.lock:
-            if not self._writer.stats()["pending_alerts"]:
-                self._journal.truncate()
-            self._journal.append(item.row)
+            try:
+                if not self._writer.stats()["pending_alerts"]:
+                    self._journal.truncate()
+                self._journal.append(item.row)
+            except OSError as exc:
+                if not self._journal_failing:
+                    log.error(
+                        "alert journal %s cannot be written (%s): alerts are kept in memory "
+                        "until the database takes them",
+                        self._journal.path,
+                        exc,
+                    )
+                self._journal_failing = True
+            else:
+                if self._journal_failing:
+                    log.warning("alert journal %s is writable again", self._journal.path)
+                self._journal_failing = False
             self._writer.put_alert(item)
 
     def on_shutdown(self, _event: Shutdown) -> None:

@@ -19,6 +19,8 @@ Guarantees:
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -42,13 +44,26 @@ class AlertJournal:
         self.path = path
         self.lock = threading.Lock()
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._file = open(path, "ab")  # noqa: SIM115 - kept open for the store's lifetime
+        # Unbuffered: a failed write leaves nothing behind in a buffer to reach the file later.
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - kept for the store's lifetime
 
     def append(self, row: dict[str, Any]) -> None:
-        """Write one alert row durably. Call with :attr:`lock` held."""
-        self._file.write(json.dumps(row, separators=(",", ":"), default=str).encode() + b"\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        """Write one alert row durably. Call with :attr:`lock` held.
+
+        Raises:
+            OSError: the line could not be written whole (disk full, I/O error); the journal is
+                cut back to where it was, so no torn line is left in the middle of it.
+        """
+        line = json.dumps(row, separators=(",", ":"), default=str).encode() + b"\n"
+        start = self._file.seek(0, os.SEEK_END)
+        try:
+            if self._file.write(line) != len(line):
+                raise OSError(errno.ENOSPC, "short write to the alert journal")
+            os.fsync(self._file.fileno())
+        except OSError:
+            with contextlib.suppress(OSError):
+                self._file.truncate(start)
+            raise
 
     def truncate(self) -> None:
         """Empty the journal. Call with :attr:`lock` held."""

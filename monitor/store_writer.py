@@ -21,6 +21,9 @@ Guarantees:
   exceed the cap, the oldest rows are pruned in this thread (:func:`~monitor.store_cap.prune`)
   before the batch counts as done for :meth:`Writer.flush`: the database exceeds the cap by at
   most one batch, for the time of one pruning pass. The first pruning is logged.
+- With ``reopen`` (SQLite), a database file deleted while the store runs is noticed before the
+  next batch is written: the deletion is logged and ``reopen`` makes a new, empty database that
+  the batch (alerts included) goes to; a failure to do so is a write failure like any other.
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from monitor.store_batch import Batch
-from monitor.store_cap import file_bytes, prune
+from monitor.store_cap import file_bytes, prune, sqlite_path
 from monitor.store_items import Command, Expire, Forget, Item
 from monitor.store_sql import CHUNK, IMMEDIATE, RETENTION, delete_slice, write_batch
 
@@ -66,8 +70,11 @@ class Writer:
         batch_seconds: float,
         max_queue: int,
         max_bytes: int = 0,
+        reopen: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
+        self._db_file = sqlite_path(engine) if reopen is not None else None
+        self._reopen = reopen
         self._max_bytes = max_bytes
         self._sensor = sensor
         self._retention_s = retention_s
@@ -232,6 +239,7 @@ class Writer:
         if not batch:
             return True
         try:
+            self._recreate_if_deleted()
             with self._engine.connect().execution_options(**IMMEDIATE) as conn, conn.begin():
                 write_batch(conn, self._sensor, batch)
         except Exception as exc:
@@ -256,6 +264,14 @@ class Writer:
         for command in batch.expires:
             self._expire(command)
         return True
+
+    def _recreate_if_deleted(self) -> None:
+        """When the SQLite file was deleted under the store, make a new one before writing:
+        the open connections would otherwise write on into the unlinked file, and be lost."""
+        if self._db_file is None or self._reopen is None or self._db_file.exists():
+            return
+        log.error("store database %s was deleted; creating a new one", self._db_file)
+        self._reopen()
 
     def _isolate_alerts(self, batch: Batch) -> None:
         """After alerts alone failed for a non-transient reason, write them one at a time so
