@@ -70,7 +70,7 @@ def sample_captures() -> list[Path]:
 
 def _credentials(config: Config) -> Any:
     from dashboard.credentials import Credentials
-    from monitor.store import state_dir
+    from monitor.paths import state_dir
 
     return Credentials(state_dir(config["store.state_dir"]))
 

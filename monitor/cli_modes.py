@@ -89,7 +89,7 @@ def cmd_doctor(args: argparse.Namespace, config_from: ConfigFrom) -> int:
 
 def cmd_intercept(args: argparse.Namespace, config_from: ConfigFrom) -> int:
     from monitor.intercept_state import restore_leftover
-    from monitor.store import state_dir
+    from monitor.paths import state_dir
 
     directory = state_dir(config_from(args)["store.state_dir"])
     if restore_leftover(directory):

@@ -130,7 +130,7 @@ def headless_handlers(config: Config, chain: HandlerChain, store: Any = None) ->
     one) after the pipeline finished. Raises ConfigError for a bad notification setting."""
     from monitor.health import HealthMonitor
     from monitor.notify import Notifier
-    from monitor.store import state_dir
+    from monitor.paths import state_dir
 
     handlers: list[Any] = [
         HealthMonitor(

@@ -27,7 +27,7 @@ SETTINGS_FILE = "settings.toml"
 
 def settings_path(configured_state_dir: str = "") -> Path:
     """The settings file in the state directory (see :func:`monitor.store.state_dir`)."""
-    from monitor.store import state_dir
+    from monitor.paths import state_dir
 
     return state_dir(configured_state_dir) / SETTINGS_FILE
 

@@ -66,7 +66,7 @@ def _exit_on_sigterm(signum: int, _frame: Any) -> None:
 
 def _open_intercepted(config: Config, interface: str) -> Any:
     from monitor.intercept import InterceptedSource, start_interception
-    from monitor.store import state_dir
+    from monitor.paths import state_dir
 
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:

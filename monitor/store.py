@@ -16,7 +16,6 @@ seconds. Timestamps are float epoch seconds throughout (see :mod:`monitor.store_
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import OperationalError
 
 from monitor.errors import StoreError
+from monitor.paths import state_dir
 from monitor.store_cap import database_bytes
 from monitor.store_items import (
     Expire,
@@ -59,17 +59,6 @@ log = logging.getLogger(__name__)
 
 #: How long the store waits for its queue to be written when the capture ends.
 SHUTDOWN_FLUSH_S = 30.0
-
-
-def state_dir(configured: str = "") -> Path:
-    """Where micwatch keeps its state: ``configured`` (``store.state_dir``) when given, else
-    ``/var/lib/micwatch`` as root, else ``$XDG_STATE_HOME/micwatch`` (``~/.local/state``)."""
-    if configured:
-        return Path(configured).expanduser()
-    if os.geteuid() == 0:
-        return Path("/var/lib/micwatch")
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "micwatch"
 
 
 def default_db_url(state_dir: str | Path) -> str:

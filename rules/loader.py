@@ -45,7 +45,7 @@ def state_rules_dir(config: Mapping[str, Any]) -> Path:
     """Where micwatch itself writes the rules the user adds (``micwatch rules allow``, the
     dashboard's "allow"): ``rules.d`` in the state directory, which the daemon and the
     dashboard share whoever runs them (the service user cannot write to /etc)."""
-    from monitor.store import state_dir
+    from monitor.paths import state_dir
 
     return state_dir(config["store.state_dir"]) / "rules.d"
 
