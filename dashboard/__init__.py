@@ -105,6 +105,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth.bp)  # first: the login gate runs before the CSRF check
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(api.metrics_bp)
     app.register_blueprint(admin.bp)
     CSRFProtect(app)
     app.after_request(_secure)

@@ -20,6 +20,18 @@ from dashboard import sensors
 from monitor import store_views
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+#: ``/metrics`` for Prometheus (same authentication as the API: a session or a bearer token).
+metrics_bp = Blueprint("metrics", __name__)
+
+
+@metrics_bp.route("/metrics")
+def metrics() -> Response:
+    """The latest health report of the active sensor in Prometheus' text exposition format."""
+    from monitor.health import store_metrics_text
+
+    return Response(
+        store_metrics_text(_store()), mimetype="text/plain; version=0.0.4; charset=utf-8"
+    )
 
 
 def _store() -> Any:

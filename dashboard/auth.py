@@ -100,7 +100,7 @@ def require_login() -> Response | None:
         return None
     if logged_in():
         return None
-    if request.path.startswith("/api/"):
+    if request.path.startswith("/api/") or request.path == "/metrics":
         if _bearer_ok():
             return None
         response = jsonify(error="authentication required")

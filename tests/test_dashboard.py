@@ -117,7 +117,7 @@ def test_every_route_refuses_an_unauthenticated_request(app: Flask) -> None:
         path = _example_path(rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             response = client.open(path, method=method)
-            if path.startswith("/api/"):
+            if path.startswith("/api/") or path == "/metrics":
                 assert response.status_code == 401, (method, path)
                 assert response.json == {"error": "authentication required"}
             else:
@@ -240,6 +240,22 @@ def test_api_token(app: Flask, tmp_path: Path) -> None:
     assert bad.status_code == 401
     assert client.get("/devices", headers={"Authorization": f"Bearer {token}"}).status_code == 302
     assert token not in (tmp_path / "dashboard_auth.json").read_text()
+
+
+def test_metrics_for_prometheus_with_a_token(app: Flask, tmp_path: Path, store: Store) -> None:
+    from monitor.health import HealthReport
+
+    token = Credentials(tmp_path).new_token()
+    client = app.test_client()
+    assert client.get("/metrics").status_code == 401
+    store.on_health_report(HealthReport(time.time(), {"packets": 1234, "loss_ratio": 0.0}))
+    store.flush(10)
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    assert 'micwatch_up{sensor="' in text and "} 1\n" in text
+    samples = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert len(samples) >= 3 and all(float(line.rsplit(" ", 1)[1]) >= 0 for line in samples)
 
 
 def test_state_files_are_private(app: Flask, tmp_path: Path) -> None:
