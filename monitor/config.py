@@ -577,6 +577,14 @@ OPTIONS: tuple[Option, ...] = (
         minimum=1,
     ),
     Option(
+        "notify.language",
+        "str",
+        "",
+        "Language of notifications (titles and messages); empty means dashboard.language, "
+        "else English.",
+        choices=("", "en", "fr"),
+    ),
+    Option(
         "notify.mqtt",
         "str",
         "",
@@ -603,6 +611,13 @@ OPTIONS: tuple[Option, ...] = (
         "Notify when the kernel drops more than this share of packets between two reports.",
         minimum=0,
         maximum=1,
+    ),
+    Option(
+        "health.disk_min_free",
+        "size",
+        "100MB",
+        "Notify when the disk holding the state directory has less free space than this.",
+        minimum=0,
     ),
     # --- dashboard ---
     Option(
