@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     capture.add_argument("--no-store", action="store_true", help="do not write the database")
     capture.add_argument("--flows", action="store_true", help="also print every flow (jsonl)")
-    _add_option_flags(capture, _RUN_SECTIONS)
+    _add_option_flags(capture, (*_RUN_SECTIONS, "health"))
 
     config = sub.add_parser("config", help="print the default configuration or check one")
     config.add_argument("--defaults", action="store_true", help="print the commented defaults")

@@ -136,7 +136,7 @@ class Store(StoreReader):
     ) -> None:
         super().__init__(url, sensor=sensor, busy_timeout_s=busy_timeout_s, record_version=True)
         self._journal = AlertJournal(journal) if journal is not None else None
-        self._journal_failing = False
+        self._journal_error = ""
         if self._journal is not None:
             self._journal.replay(self.engine, sensor)
         self._writer = Writer(
@@ -201,18 +201,18 @@ class Store(StoreReader):
                     self._journal.truncate()
                 self._journal.append(item.row)
             except OSError as exc:
-                if not self._journal_failing:
+                if not self._journal_error:
                     log.error(
                         "alert journal %s cannot be written (%s): alerts are kept in memory "
                         "until the database takes them",
                         self._journal.path,
                         exc,
                     )
-                self._journal_failing = True
+                self._journal_error = str(exc)
             else:
-                if self._journal_failing:
+                if self._journal_error:
                     log.warning("alert journal %s is writable again", self._journal.path)
-                self._journal_failing = False
+                self._journal_error = ""
             self._writer.put_alert(item)
 
     def on_shutdown(self, _event: Shutdown) -> None:
@@ -239,6 +239,17 @@ class Store(StoreReader):
                 self._journal.close()
             super().close()
         return self._closed
+
+    def write_state(self) -> dict[str, Any]:
+        """Whether writing works, cheaply (no database access; the health monitor asks every
+        second): the writer's :meth:`~monitor.store_writer.Writer.state`, ``journal_error``
+        (why the alert journal could not be written, "" while it can) and ``location`` (the
+        database file, or the server URL without its password)."""
+        return {
+            **self._writer.state(),
+            "journal_error": self._journal_error,
+            "location": self.location,
+        }
 
     def stats(self) -> dict[str, Any]:
         """The writer's counters (queued, pending_alerts, dropped, failed, written,

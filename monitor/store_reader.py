@@ -57,6 +57,14 @@ class StoreReader:
             self.engine.dispose()
             raise
 
+    @property
+    def location(self) -> str:
+        """Where the database is, for messages: the SQLite file, or the URL without password."""
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite":
+            return url.database or ":memory:"
+        return url.render_as_string(hide_password=True)
+
     def _open_schema(self, record_version: bool) -> None:
         migrate(self.engine)
         with self._write() as conn:

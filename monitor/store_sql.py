@@ -98,11 +98,15 @@ def make_engine(url: str, busy_timeout_s: float) -> Engine:
 def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        """Per-connection settings. Changing the file's own modes takes a write lock, so it is
+        done only while the file is not yet in WAL mode (a new database): a new connection to
+        a database another program holds locked must not wait for it."""
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect on a new file only
-        cursor.execute("PRAGMA journal_mode = WAL")
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect on a new file only
+            cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 

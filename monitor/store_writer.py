@@ -24,6 +24,9 @@ Guarantees:
 - With ``reopen`` (SQLite), a database file deleted while the store runs is noticed before the
   next batch is written: the deletion is logged and ``reopen`` makes a new, empty database that
   the batch (alerts included) goes to; a failure to do so is a write failure like any other.
+- :meth:`Writer.state` tells, without touching the database, since when writes fail and why
+  (the database driver's own words, never the statement or its values), and how many times a
+  deleted database was made again: what the health monitor turns into a health alert.
 """
 
 from __future__ import annotations
@@ -103,6 +106,8 @@ class Writer:
         self._clock: float | None = None
         self._next_retention = 0.0
         self._failing_since: float | None = None
+        self._last_error = ""
+        self._recreated = 0
         self._fold_failed = False
         self._backoff = BACKOFF_MIN_S
         self._thread = threading.Thread(target=self._run, name=f"store-{sensor}", daemon=True)
@@ -162,6 +167,21 @@ class Writer:
             counters = dict(self._counters)
             pending = len(self._priority) + len(self._batch.alerts)
         return {"queued": queued, "pending_alerts": pending, **counters}
+
+    def state(self) -> dict[str, Any]:
+        """``failing_for_s`` (seconds since writes began to fail, None while they succeed),
+        ``error`` (the driver's message for the last failure), ``pending_alerts`` and
+        ``recreated`` (databases made again after a deletion). Never touches the database."""
+        with self._lock:
+            since = self._failing_since
+            pending = len(self._priority) + len(self._batch.alerts)
+            error, recreated = self._last_error, self._recreated
+        return {
+            "failing_for_s": None if since is None else time.monotonic() - since,
+            "error": error,
+            "pending_alerts": pending,
+            "recreated": recreated,
+        }
 
     # --- the thread ---
 
@@ -272,6 +292,8 @@ class Writer:
             return
         log.error("store database %s was deleted; creating a new one", self._db_file)
         self._reopen()
+        with self._lock:
+            self._recreated += 1
 
     def _isolate_alerts(self, batch: Batch) -> None:
         """After alerts alone failed for a non-transient reason, write them one at a time so
@@ -295,11 +317,18 @@ class Writer:
             batch.alerts.remove(row)
 
     def _note_failure(self, exc: BaseException) -> None:
+        # The driver's exception alone: SQLAlchemy's wrapper also prints the statement's values.
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0] if str(exc) else repr(exc)
         with self._lock:
             self._counters["write_failures"] += 1
-        if self._failing_since is None:
-            self._failing_since = time.monotonic()
-            log.warning("store writes failing (%s); keeping them in memory and retrying", exc)
+            self._last_error = reason
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
+                first = True
+            else:
+                first = False
+        if first:
+            log.warning("store writes failing (%s); keeping them in memory and retrying", reason)
 
     def _mark_done(self, target: int) -> None:
         with self._done_cond:
@@ -309,7 +338,8 @@ class Writer:
     def _recovered(self) -> None:
         if self._failing_since is not None:
             log.warning("store writes resumed after %.1f s", time.monotonic() - self._failing_since)
-            self._failing_since = None
+            with self._lock:
+                self._failing_since = None
         self._backoff = BACKOFF_MIN_S
 
     def _retention_due(self) -> None:

@@ -2,8 +2,9 @@
 
 A placeholder names a field, ``{device.name}``; alternatives separated by ``|`` take the first
 known one (not missing, not an empty list), ``{dest.org|dest.name|dest.ip}``; an optional format
-after a colon is ``size`` (bytes as "1.2 MB"), ``duration`` (seconds as "2 min 5 s"), ``time``
-(a timestamp as "02:14" in the rules' time zone) or a Python format spec (``{mean_kbps:.1f}``).
+after a colon is ``size`` (bytes as "1.2 MB"), ``duration`` (seconds as "2 min 5 s"), ``percent``
+(a ratio as "8.7%", in French "8,7 %"), ``time`` (a timestamp as "02:14" in the rules' time zone)
+or a Python format spec (``{mean_kbps:.1f}``).
 ``{{`` and ``}}`` are literal braces.
 
 Guarantees: :meth:`Template.render` never raises; a missing or ``None`` field renders as
@@ -39,6 +40,7 @@ WORDS: dict[str, dict[str, str]] = {
         "kB": "kB",
         "MB": "MB",
         "GB": "GB",
+        "percent": "%",
     },
     "fr": {
         "unknown": "inconnu",
@@ -50,6 +52,7 @@ WORDS: dict[str, dict[str, str]] = {
         "kB": "ko",
         "MB": "Mo",
         "GB": "Go",
+        "percent": "\u202f%",
     },
 }
 
@@ -85,6 +88,11 @@ def _size(value: float, language: str = "en") -> str:
             number = _number(value / factor).replace(".", said["decimal"])
             return f"{number} {said[unit]}"
     return f"{round(value)} {said['bytes']}"
+
+
+def _percent(value: float, language: str = "en") -> str:
+    number = _number(value * 100).replace(".", words(language)["decimal"])
+    return f"{number}{words(language)['percent']}"
 
 
 def _duration(value: float) -> str:
@@ -171,7 +179,7 @@ class Template:
 
 
 def _formatter(spec: str, tz: tzinfo | None) -> Callable[[Any, str], str]:
-    if spec in ("size", "duration", "time"):
+    if spec in ("size", "duration", "percent", "time"):
 
         def special(value: Any, language: str) -> str:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -180,6 +188,8 @@ def _formatter(spec: str, tz: tzinfo | None) -> Callable[[Any, str], str]:
                 return _size(value, language)
             if spec == "duration":
                 return _duration(value)
+            if spec == "percent":
+                return _percent(value, language)
             try:
                 return datetime.fromtimestamp(value, tz).strftime("%H:%M")
             except (OverflowError, OSError, ValueError):

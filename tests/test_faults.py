@@ -26,6 +26,7 @@ from monitor.analyze import analyze_files
 from monitor.config import load
 from monitor.errors import StoreError
 from monitor.events import AlertRaised, FlowEnd, HandlerChain
+from monitor.health import store_failure_cause
 from monitor.runtime import build
 from monitor.store import Store, default_db_url, open_store
 from monitor.store_journal import JOURNAL_FILE
@@ -97,6 +98,9 @@ def test_disk_full_keeps_alerts_in_memory_and_writes_them_when_space_returns(
             stats = store.stats()
             assert stats["pending_alerts"] == 5  # kept in memory
             assert stats["write_failures"] > 0  # what the health report shows
+            writing = store.write_state()  # what the health alert says
+            assert store_failure_cause(writing["error"]) == "disk-full"
+            assert writing["failing_for_s"] > 0
             (state / "filler").unlink()
             assert store.flush(15)
             assert _alert_count(state) == 6
@@ -133,9 +137,12 @@ def test_locked_database_loses_no_alert(tmp_path: Path) -> None:
     chain = HandlerChain([store])
     for i in range(5):
         chain.emit(AlertRaised(alert(i)))
-    time.sleep(2.0)
+    deadline = time.monotonic() + 20
+    while store.write_state()["failing_for_s"] is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # the first attempt waits out SQLite's busy timeout (5 s)
     assert lock.execute("SELECT count(*) FROM alerts").fetchone() == (0,)
     assert (tmp_path / JOURNAL_FILE).read_bytes().count(b"\n") == 5  # on disk meanwhile
+    assert store_failure_cause(store.write_state()["error"]) == "locked"
     lock.execute("COMMIT")
     lock.close()
     assert store.flush(20)
@@ -160,10 +167,31 @@ def test_database_deleted_while_running_is_recreated_and_loses_no_alert(
         assert store.flush(10)
     assert not chain.errors
     assert "was deleted; creating a new one" in caplog.text
+    assert store.write_state()["recreated"] == 1
     assert store.close(10)
     assert _alert_count(tmp_path) == 1  # the new database holds the alert raised after
     again = _store(tmp_path)  # and the next start uses it
     assert again.close(10)
+
+
+def test_new_connections_to_a_locked_database_do_not_wait_for_it(tmp_path: Path) -> None:
+    """Before the fix every new connection set the file's modes, which takes the write lock:
+    with the database locked by another program, each read from a new connection (the rules'
+    mutes, a device's earlier destinations) waited out the busy timeout and then failed, holding
+    up the capture thread."""
+    store = _store(tmp_path)
+    assert store.flush(10)
+    lock = sqlite3.connect(tmp_path / "micwatch.db", isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        connections = [store.engine.connect() for _ in range(4)]  # beyond the pooled one
+        assert store.mutes(time.time()) == [] and store.destinations("02:00:00:00:00:01") == []
+        for connection in connections:
+            connection.close()
+    finally:
+        lock.execute("COMMIT")
+        lock.close()
+    assert store.close(10)
 
 
 def _writable(directory: Path) -> bool:
@@ -215,7 +243,7 @@ def test_capture_interface_going_down_and_up_resumes_without_a_restart() -> None
     require_tool("ip")
     with veth_pair(subnet=43) as pair:
         argv = ["capture", "-i", pair.if_a, "--format", "jsonl", "--home", "FR", "--no-store"]
-        argv += ["--flows"]
+        argv += ["--flows", "--health-stall-after", "10s", "--capture-stats-interval", "1s"]
         daemon = subprocess.Popen(
             pair.cmd(pair.ns_a, sys.executable, "-m", "monitor.cli", *argv),
             stdout=subprocess.PIPE,
@@ -248,7 +276,7 @@ def test_capture_interface_going_down_and_up_resumes_without_a_restart() -> None
             time.sleep(0.5)
             ip("-n", pair.ns_a, "link", "set", pair.if_a, "down")
             assert wait_for("waiting for it to come back", 10)
-            time.sleep(1.5)
+            time.sleep(12.0)  # longer than health.stall_after: the daemon says so
             assert daemon.poll() is None  # still running while the interface is down
             ip("-n", pair.ns_a, "link", "set", pair.if_a, "up")
             assert wait_for("again after", 10)
@@ -262,6 +290,9 @@ def test_capture_interface_going_down_and_up_resumes_without_a_restart() -> None
         flows = [json.loads(line) for line in out.splitlines() if '"kind":"flow"' in line]
         ports = {f["resp_port"] for f in flows if f["resp_ip"] == pair.ip_b}
         assert {9001, 9002} <= ports  # captured before the loss and after the return
+        alerts = [json.loads(line)["rule"] for line in out.splitlines() if '"kind":"alert"' in line]
+        health = [rule for rule in alerts if rule.startswith("health-")]
+        assert health == ["health-capture-stopped", "health-capture-resumed"], alerts
 
 
 def test_clock_jumps_keep_flows_consistent() -> None:

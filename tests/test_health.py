@@ -13,8 +13,17 @@ import pytest
 from monitor.cli import main
 from monitor.config import load
 from monitor.daemon import run_daemon
-from monitor.events import AlertRaised, CaptureStats, Event
-from monitor.health import HealthMonitor, HealthReport, prometheus_text, snapshot
+from monitor.events import AlertRaised, CaptureStats, Event, Tick
+from monitor.health import (
+    STORE_ALERT_AFTER_S,
+    TEXTS,
+    HealthMonitor,
+    HealthReport,
+    health_text,
+    prometheus_text,
+    snapshot,
+    store_failure_cause,
+)
 from monitor.store import open_store
 
 CAPTURE = Path(__file__).parent / "data" / "iot" / "lifecycle_xiaobaiY2cam_speak_remote.pcap"
@@ -100,9 +109,16 @@ def test_capture_stall_alerts_once_and_rearms() -> None:
         monitor.on_capture_stats(CaptureStats(float(ts), _stats(340)))
     assert emit.alerts() == ["health-capture-stopped"]
     monitor.on_capture_stats(CaptureStats(720.0, _stats(400)))
+    assert emit.alerts() == ["health-capture-stopped", "health-capture-resumed"]
+    resumed = [e.alert for e in emit.events if isinstance(e, AlertRaised)][-1]
+    assert "again after 8 min" in resumed.message  # idle since the last count change, at 240
     for ts in range(780, 1200, 60):
         monitor.on_capture_stats(CaptureStats(float(ts), _stats(400)))
-    assert emit.alerts() == ["health-capture-stopped"] * 2
+    assert emit.alerts() == [
+        "health-capture-stopped",
+        "health-capture-resumed",
+        "health-capture-stopped",
+    ]
     reports = [e for e in emit.events if isinstance(e, HealthReport)]
     assert len(reports) == 20
 
@@ -118,6 +134,108 @@ def test_kernel_drops_above_threshold_alert() -> None:
     assert emit.alerts() == ["health-capture-loss"]
     alert = next(e.alert for e in emit.events if isinstance(e, AlertRaised))
     assert alert.level == "medium" and "missed 8.7%" in alert.message
+
+
+def test_disk_low_alerts_once_and_rearms_when_space_returns() -> None:
+    emit = Collect()
+    monitor = HealthMonitor(emit, stall_after=300, loss_threshold=0.01, disk_min_free=10**18)
+    monitor.on_capture_stats(CaptureStats(0.0, _stats(10)))
+    monitor.on_capture_stats(CaptureStats(60.0, _stats(20)))
+    assert emit.alerts() == ["health-disk-low"]  # no real disk has an exabyte free
+    alert = next(e.alert for e in emit.events if isinstance(e, AlertRaised))
+    assert alert.message.startswith("Only ") and " GB are free" in alert.message
+    monitor.disk_min_free = 1  # now everything is plenty: re-armed, silent
+    monitor.on_capture_stats(CaptureStats(120.0, _stats(30)))
+    monitor.disk_min_free = 10**18
+    monitor.on_capture_stats(CaptureStats(180.0, _stats(40)))
+    assert emit.alerts() == ["health-disk-low"] * 2
+
+
+class FakeStore:
+    """A store whose :meth:`write_state` the test sets."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {"failing_for_s": None, "pending_alerts": 0, "recreated": 0}
+
+    def write_state(self) -> dict[str, Any]:
+        return {"location": "/var/lib/micwatch/micwatch.db", "error": "", **self.state}
+
+
+def test_store_failing_alerts_after_the_grace_once_then_recovered() -> None:
+    emit = Collect()
+    store = FakeStore()
+    monitor = HealthMonitor(emit, stall_after=300, loss_threshold=0.01, store=store)
+    monitor.on_tick(Tick(100.0, 99, []))
+    failing = {"error": "database or disk is full", "pending_alerts": 3}
+    store.state.update(failing, failing_for_s=STORE_ALERT_AFTER_S - 1)
+    monitor.on_tick(Tick(101.0, 100, []))
+    assert emit.alerts() == []  # a moment's failure is not worth telling
+    for second in range(3):
+        store.state["failing_for_s"] = STORE_ALERT_AFTER_S + second
+        monitor.on_tick(Tick(102.0 + second, 101 + second, []))
+    assert emit.alerts() == ["health-store-failing"]
+    alert = next(e.alert for e in emit.events if isinstance(e, AlertRaised))
+    assert alert.event["cause"] == "disk-full" and alert.level == "medium"
+    assert alert.title == "Alerts cannot be saved"
+    assert "disk holding micwatch's database is full (/var/lib/micwatch/micwatch.db)" in (
+        alert.message
+    )
+    assert "3 alert(s) are kept in memory" in alert.message
+    store.state.update(failing_for_s=None, pending_alerts=0)
+    monitor.on_tick(Tick(130.0, 129, []))
+    monitor.on_tick(Tick(131.0, 130, []))
+    assert emit.alerts() == ["health-store-failing", "health-store-recovered"]
+    recovered = [e.alert for e in emit.events if isinstance(e, AlertRaised)][-1]
+    assert "again after 38 s" in recovered.message  # failing since 92 (102 - 10)
+    store.state["recreated"] = 1
+    monitor.on_tick(Tick(132.0, 131, []))
+    assert emit.alerts()[-1] == "health-store-recreated"
+
+
+@pytest.mark.parametrize(
+    ("error", "cause"),
+    [
+        ("database or disk is full", "disk-full"),
+        ("[Errno 28] No space left on device", "disk-full"),
+        ("database is locked", "locked"),
+        ("attempt to write a readonly database", "read-only"),
+        ("[Errno 30] Read-only file system: '/var/lib/micwatch/alerts.journal'", "read-only"),
+        ('connection to server at "10.0.0.5", port 5432 failed: Connection refused', "unreachable"),
+        ("disk I/O error", "error"),
+    ],
+)
+def test_store_failure_causes(error: str, cause: str) -> None:
+    assert store_failure_cause(error) == cause
+
+
+def test_every_health_text_exists_in_english_and_french_and_renders_its_fields() -> None:
+    event = {
+        "idle_s": 360.0,
+        "loss_ratio": 0.087,
+        "disk_free_bytes": 5_240_000,
+        "path": "/var/lib/micwatch",
+        "pending_alerts": 2,
+        "failing_s": 75.0,
+        "error": "database is locked",
+    }
+    for rule, texts in TEXTS.items():
+        assert set(texts) == {"en", "fr"}, rule
+        causes = texts["en"][1]
+        for cause in causes if isinstance(causes, dict) else [None]:
+            english = health_text(rule, "en", {**event, "cause": cause})
+            french = health_text(rule, "fr", {**event, "cause": cause})
+            assert english is not None and french is not None
+            assert english != french, (rule, cause)
+            for text in (*english, *french):
+                assert "unknown" not in text and "inconnu" not in text, (rule, cause, text)
+    assert "8,7\u202f%" in health_text("health-capture-loss", "fr", event)[1]
+    assert "5,2 Mo" in health_text("health-disk-low", "fr", event)[1]
+    assert "6 min" in health_text("health-capture-stopped", "fr", event)[1]
+    assert health_text("health-nothing", "en", event) is None
+    assert health_text("health-disk-low", "de", event) is None
+    assert health_text("health-store-failing", "en", {"cause": "odd"})[1].startswith(
+        "micwatch cannot write to its database (unknown): unknown."
+    )
 
 
 def test_daemon_stores_health_and_cli_prints_it(
