@@ -206,7 +206,7 @@ def store_failure_cause(error: str) -> str:
         return "locked"
     if "readonly" in text or "read-only" in text:
         return "read-only"
-    if any(word in text for word in ("connect", "server closed", "terminating", "timeout")):
+    if any(word in text for word in ("connect", "terminating", "timeout", "eof detected")):
         return "unreachable"
     return "error"
 

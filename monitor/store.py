@@ -253,8 +253,14 @@ class Store(StoreReader):
 
     def stats(self) -> dict[str, Any]:
         """The writer's counters (queued, pending_alerts, dropped, failed, written,
-        write_failures, pruned) and ``db_bytes``, the database's size (None if unknown)."""
-        return {**self._writer.stats(), "db_bytes": database_bytes(self.engine)}
+        write_failures, pruned) and ``db_bytes``, the database's size (None if unknown or
+        while writes fail)."""
+        failing = self._writer.state()["failing_for_s"] is not None
+        # While writes fail the database may not answer: do not wait for it to be measured.
+        return {
+            **self._writer.stats(),
+            "db_bytes": None if failing else database_bytes(self.engine),
+        }
 
     def expire(self, now: float | None = None, timeout: float | None = 60.0) -> int:
         """Run retention to completion in the writer thread (after what is queued) and return

@@ -79,6 +79,10 @@ RETENTION: tuple[tuple[Table, str], ...] = (
 )
 
 
+#: Seconds a PostgreSQL connection attempt may take.
+CONNECT_TIMEOUT_S = 5
+
+
 def make_engine(url: str, busy_timeout_s: float) -> Engine:
     """An engine for ``url``; raises ValueError for an unsupported dialect or an in-memory
     SQLite database (the writer thread and readers need to share a file)."""
@@ -89,7 +93,15 @@ def make_engine(url: str, busy_timeout_s: float) -> Engine:
     if dialect == "sqlite" and parsed.database in (None, "", ":memory:"):
         raise ValueError("an in-memory SQLite database cannot be shared; give a file path")
     serializer = functools.partial(json.dumps, default=str, separators=(",", ":"))
-    engine = create_engine(url, json_serializer=serializer, pool_pre_ping=dialect != "sqlite")
+    # A server that stopped answering (host down, no reset) must not hold a caller for the
+    # system's TCP timeout (minutes): libpq gives up connecting after CONNECT_TIMEOUT_S.
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if dialect == "postgresql" else {}
+    engine = create_engine(
+        url,
+        json_serializer=serializer,
+        pool_pre_ping=dialect != "sqlite",
+        connect_args=connect_args,
+    )
     if dialect == "sqlite":
         _configure_sqlite(engine, busy_timeout_s)
     return engine

@@ -12,6 +12,7 @@ import logging
 import os
 import queue
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from monitor.analyze import analyze_files
 from monitor.config import load
@@ -34,7 +36,7 @@ from tests.conftest import require, require_root, require_tool
 from tests.fuzz.targets import REGRESSIONS
 from tests.netns import ip, veth_pair
 from tests.test_load import _flood_module
-from tests.test_store import alert
+from tests.test_store import alert, pg_url  # noqa: F401 - pg_url: the fixture
 
 
 def _store(directory: Path) -> Store:
@@ -192,6 +194,98 @@ def test_new_connections_to_a_locked_database_do_not_wait_for_it(tmp_path: Path)
         lock.execute("COMMIT")
         lock.close()
     assert store.close(10)
+
+
+class TcpProxy:
+    """Forwards a local port to PostgreSQL; :meth:`cut` drops every connection and refuses new
+    ones (the server is gone), :meth:`resume` accepts again on the same port."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self._sockets: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+        self.resume()
+
+    def resume(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            server = socket.create_connection(self.target)
+            self._sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        assert self._listener is not None
+        with contextlib.suppress(OSError):  # wakes the thread blocked in accept()
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        for end in self._sockets:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+        self._sockets.clear()
+
+
+def test_postgresql_going_away_loses_no_alert(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
+    """A sensor writing to PostgreSQL over the network: the server goes away (every connection
+    dropped, new ones refused) and comes back; the store says it is unreachable meanwhile and
+    writes every alert once it answers."""
+    proxy = TcpProxy(("127.0.0.1", 5432))
+    via_proxy = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    store = Store(
+        via_proxy,
+        sensor="pi",
+        retention_s=30 * 86400.0,
+        batch_seconds=0.05,
+        journal=tmp_path / JOURNAL_FILE,
+    )
+    direct = create_engine(pg_url)
+    try:
+        chain = HandlerChain([store])
+        chain.emit(AlertRaised(alert(0)))
+        assert store.flush(10)
+        proxy.cut()
+        for i in range(1, 4):
+            chain.emit(AlertRaised(alert(i)))
+        assert not chain.errors
+        deadline = time.monotonic() + 20
+        while store.write_state()["failing_for_s"] is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        writing = store.write_state()
+        assert store_failure_cause(writing["error"]) == "unreachable", writing
+        assert writing["pending_alerts"] == 3
+        assert "***" not in writing["location"] and str(proxy.port) in writing["location"]
+        proxy.resume()
+        assert store.flush(30)
+        assert store.write_state()["failing_for_s"] is None
+        with direct.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM alerts")).scalar_one() == 4
+    finally:
+        store.close(10)
+        proxy.cut()
+        direct.dispose()
 
 
 def _writable(directory: Path) -> bool:

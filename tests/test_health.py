@@ -201,6 +201,8 @@ def test_store_failing_alerts_after_the_grace_once_then_recovered() -> None:
         ("attempt to write a readonly database", "read-only"),
         ("[Errno 30] Read-only file system: '/var/lib/micwatch/alerts.journal'", "read-only"),
         ('connection to server at "10.0.0.5", port 5432 failed: Connection refused', "unreachable"),
+        ("consuming input failed: EOF detected", "unreachable"),
+        ("server closed the connection unexpectedly", "unreachable"),
         ("disk I/O error", "error"),
     ],
 )
