@@ -13,25 +13,8 @@ from flask import Flask
 from flask_babel import format_datetime, format_decimal, get_locale, lazy_gettext
 from flask_babel import gettext as _
 
-#: Device categories (:data:`monitor.signatures.CATEGORIES`) in words.
-CATEGORY_LABELS = {
-    "speaker": lazy_gettext("smart speaker"),
-    "toy": lazy_gettext("connected toy"),
-    "camera": lazy_gettext("camera"),
-    "tv": lazy_gettext("TV"),
-    "console": lazy_gettext("game console"),
-    "plug": lazy_gettext("smart plug"),
-    "light": lazy_gettext("light"),
-    "hub": lazy_gettext("hub"),
-    "sensor": lazy_gettext("sensor"),
-    "appliance": lazy_gettext("appliance"),
-    "meter": lazy_gettext("meter"),
-    "printer": lazy_gettext("printer"),
-    "network": lazy_gettext("network equipment"),
-    "phone": lazy_gettext("phone"),
-    "computer": lazy_gettext("computer"),
-    "unknown": lazy_gettext("unknown"),
-}
+from monitor import alert_i18n
+
 LEVEL_LABELS = {
     "high": lazy_gettext("high"),
     "medium": lazy_gettext("medium"),
@@ -111,8 +94,8 @@ def device_name(row: dict[str, Any] | None) -> str:
 
 
 def category(value: Any) -> str:
-    """A category in words."""
-    return str(CATEGORY_LABELS.get(value or "unknown", value))
+    """A category in words (:data:`monitor.alert_i18n.CATEGORY_WORDS`)."""
+    return alert_i18n.category_name(value, current_locale())
 
 
 def rule_title(value: Any) -> str:
@@ -134,8 +117,7 @@ def country_name(code: str | None) -> str:
     """A country code as the country's name in the current language."""
     if not code:
         return _("unknown country")
-    locale = get_locale()
-    return (locale.territories.get(code.upper()) if locale else None) or code
+    return alert_i18n.country_name(code, current_locale())
 
 
 def rule_state(value: str) -> str:

@@ -45,13 +45,14 @@ def add_commands(sub: Any, add_option_flags: Callable[..., None]) -> None:
 
 
 def cmd_notify(args: argparse.Namespace, config_from: ConfigFrom) -> int:
+    from monitor.alert_i18n import notify_language
     from monitor.notify import send_test
 
     config = config_from(args)
     urls = list(config["notify.targets"])
     if not urls and not config["notify.mqtt"]:
         raise ConfigError("no notification target: set notify.targets (or notify.mqtt)")
-    results = send_test(urls)
+    results = send_test(urls, notify_language(config))
     if config["notify.mqtt"]:
         results.append(("mqtt", _mqtt_test(config)))
     for name, ok in results:
@@ -62,10 +63,12 @@ def cmd_notify(args: argparse.Namespace, config_from: ConfigFrom) -> int:
 def _mqtt_test(config: Config, timeout: float = 5.0) -> bool:
     import socket
 
+    from monitor.alert_i18n import notify_language
+    from monitor.notify import notify_test_message
     from monitor.notify_mqtt import send_test
 
     sensor = config["store.sensor"] or socket.gethostname()
-    text = f"This is a test message from micwatch ({time.strftime('%Y-%m-%d %H:%M')})."
+    text = notify_test_message(notify_language(config)).body
     try:
         return send_test(config["notify.mqtt"], sensor, text, timeout)
     except ValueError as exc:

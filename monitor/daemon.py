@@ -114,7 +114,7 @@ def run_daemon(
         )
         reporter = StatsReporter(config["capture.stats_interval"])
         runtime = build(config, lan=lan, store=store, sinks=(printer, reporter))
-        headless = headless_handlers(config, runtime.chain, store)
+        headless = headless_handlers(config, runtime.chain, store, runtime.rules)
         for handler in headless:
             runtime.chain.add(handler)
         reporter.pipeline = runtime.pipeline

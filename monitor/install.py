@@ -4,7 +4,7 @@
 applied with ``systemd-sysusers``, else ``useradd``), writes ``/etc/micwatch/micwatch.toml``
 (every option commented with its default, the chosen interface set; an existing file is kept),
 creates the state directory ``/var/lib/micwatch`` (mode 0700, owned by the user), copies the
-units from ``systemd/`` to ``/etc/systemd/system`` with ``ExecStart`` pointing at this
+units (see :func:`unit_source`) to ``/etc/systemd/system`` with ``ExecStart`` pointing at this
 micwatch, and enables them (``systemctl enable``; started too when systemd runs and an
 interface is set). When systemd is not running the units are enabled offline and the commands
 to run are printed.
@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 from monitor.config import defaults_toml
@@ -37,8 +38,11 @@ STATE = Path("var/lib/micwatch")
 UNIT_DIR = Path("etc/systemd/system")
 SYSUSERS = Path("etc/sysusers.d/micwatch.conf")
 SYSUSERS_LINE = f'u {USER} - "micwatch capture daemon" /var/lib/micwatch /usr/sbin/nologin\n'
-#: Where the unit files live: the project's ``systemd/`` folder.
+#: Where the unit files live in the source tree (and an editable install): ``systemd/``.
 SOURCE_UNITS = Path(__file__).resolve().parent.parent / "systemd"
+#: Where a wheel installs them, under its installation scheme's data directory (the
+#: ``data-files`` of pyproject.toml).
+DATA_UNITS = "share/micwatch/systemd"
 INSTALLED_BINARY = "/usr/local/bin/micwatch"
 
 
@@ -124,17 +128,37 @@ def _write_config(root: Path, interface: str, ids: tuple[int, int] | None, out: 
     out.append(f"{path}: written" + (f" (interface {interface})" if interface else ""))
 
 
-def _unit_text(name: str, binary: str) -> str:
-    source = SOURCE_UNITS / name
-    if not source.is_file():
-        raise MicwatchError(f"unit file {source} not found: install micwatch from its source tree")
-    return source.read_text(encoding="utf-8").replace(INSTALLED_BINARY, binary)
+def unit_source() -> Path:
+    """The folder holding every unit file: the source tree's ``systemd/`` when micwatch runs
+    from its source tree, else ``share/micwatch/systemd`` where pip installed the wheel's copy
+    (found through the files the installed distribution records, so a virtual environment,
+    ``--user`` and Debian's ``/usr/local`` all work). MicwatchError when neither holds them."""
+    if all((SOURCE_UNITS / name).is_file() for name in UNITS):
+        return SOURCE_UNITS
+    try:
+        recorded = metadata.distribution("micwatch").files or []
+    except metadata.PackageNotFoundError:
+        recorded = []
+    for file in recorded:
+        if file.as_posix().endswith(f"{DATA_UNITS}/{UNITS[0]}"):
+            folder = Path(file.locate()).resolve().parent
+            if all((folder / name).is_file() for name in UNITS):
+                return folder
+    raise MicwatchError(
+        f"unit files not found in {SOURCE_UNITS} nor in the installed {DATA_UNITS}: "
+        "reinstall micwatch (pip install micwatch)"
+    )
+
+
+def _unit_text(source: Path, name: str, binary: str) -> str:
+    return (source / name).read_text(encoding="utf-8").replace(INSTALLED_BINARY, binary)
 
 
 def install(root: str | Path = "/", *, interface: str = "", enable: bool = True) -> list[str]:
     """Install the service under ``root``; see the module docstring. Returns lines to print."""
     root = Path(root)
     _need_root(root)
+    source, binary = unit_source(), micwatch_binary()  # before anything changes
     out: list[str] = []
     _create_user(root, out)
     ids = _ids(root)
@@ -145,11 +169,10 @@ def install(root: str | Path = "/", *, interface: str = "", enable: bool = True)
     if ids is not None and os.geteuid() == 0:
         os.chown(state, *ids)
     out.append(f"{state}: ready")
-    binary = micwatch_binary()
     unit_dir = root / UNIT_DIR
     unit_dir.mkdir(parents=True, exist_ok=True)
     for name in UNITS:
-        (unit_dir / name).write_text(_unit_text(name, binary), encoding="utf-8")
+        (unit_dir / name).write_text(_unit_text(source, name, binary), encoding="utf-8")
         (unit_dir / name).chmod(0o644)
     out.append(f"units {', '.join(UNITS)} -> {unit_dir} (ExecStart {binary})")
     if enable:

@@ -11,8 +11,9 @@ then is logged. Alerts held for
 the digest or by quiet hours when the process stops are not notified (they are in the store and
 the dashboard).
 
-:func:`send_test` sends one test message to each configured target and reports which worked
-(``micwatch notify test``).
+:func:`send_test` sends one test message (:func:`notify_test_message`) to each configured target and
+reports which worked (``micwatch notify test``). Messages are in ``notify.language`` (see
+:mod:`monitor.notify_policy`).
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from monitor.alert_i18n import catalogue
 from monitor.notify_policy import Message, Policy, PolicySettings
 from monitor.notify_send import Dispatcher, apprise_sender, target_name
 
 if TYPE_CHECKING:
     from monitor.events import AlertRaised
     from monitor.model import Alert
+    from rules.engine import RuleEngine
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +64,13 @@ class Notifier:
         self._thread.start()
 
     @classmethod
-    def from_config(cls, config: Any) -> Notifier:
-        """A notifier for ``notify.targets``; ValueError names a URL apprise rejects."""
+    def from_config(cls, config: Any, engine: RuleEngine | None = None) -> Notifier:
+        """A notifier for ``notify.targets`` writing in ``notify.language`` with the rules'
+        translations in ``engine``; ValueError names a URL apprise rejects."""
         dispatcher = Dispatcher.from_urls(
             list(config["notify.targets"]), config["notify.max_queue"]
         )
-        return cls(Policy(PolicySettings.from_config(config)), dispatcher)
+        return cls(Policy(PolicySettings.from_config(config), engine=engine), dispatcher)
 
     # --- handlers (capture thread): enqueue only ---
 
@@ -119,11 +123,21 @@ class Notifier:
                     return
 
 
-def send_test(urls: list[str], clock: Callable[[], float] = time.time) -> list[tuple[str, bool]]:
-    """Send a test message to each URL at once; ``[(target name, delivered)]`` in order. A URL
-    apprise rejects counts as not delivered."""
+def notify_test_message(language: str = "en", clock: Callable[[], float] = time.time) -> Message:
+    """The message ``micwatch notify test`` sends, in ``language``, stamped with the local
+    time."""
+    words = catalogue(language)
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(clock()))
-    message = Message("micwatch test", f"This is a test message from micwatch ({when}).", "info", 0)
+    body = words.gettext("This is a test message from micwatch (%(when)s).") % {"when": when}
+    return Message(words.gettext("micwatch test"), body, "info", 0)
+
+
+def send_test(
+    urls: list[str], language: str = "en", clock: Callable[[], float] = time.time
+) -> list[tuple[str, bool]]:
+    """Send the test message in ``language`` to each URL at once; ``[(target name,
+    delivered)]`` in order. A URL apprise rejects counts as not delivered."""
+    message = notify_test_message(language, clock)
     results = []
     for index, url in enumerate(urls):
         try:

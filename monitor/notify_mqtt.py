@@ -18,6 +18,10 @@ Topics (``<sensor>`` is the store's sensor name, ``<id>`` the MAC without colons
 - ``micwatch/<sensor>/<id>/last_alert``: the last alert's message (retained), with its record
   as JSON attributes on ``.../last_alert/attributes``.
 - ``micwatch/<sensor>/alert``: every alert as JSON (not retained).
+
+Alert titles and messages, and the entities' names, are in ``language`` (``notify.language``):
+see :func:`monitor.alert_i18n.alert_text`; the record's other fields (rule, level, country code)
+are values for automations and stay as they are.
 - ``micwatch/<sensor>/status``: ``online`` / ``offline`` (retained; ``offline`` is also the last
   will, so a crashed daemon shows as unavailable).
 """
@@ -34,9 +38,12 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 
+from monitor.alert_i18n import alert_text, catalogue
+
 if TYPE_CHECKING:
     from monitor.events import AlertRaised, DeviceSeen, DeviceUpdated, UploadBurst
     from monitor.model import Device
+    from rules.engine import RuleEngine
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +93,8 @@ def node_id(mac: str) -> str:
 
 
 class HomeAssistantMqtt:
-    """Publishes alerts and device state for Home Assistant; see the module docstring."""
+    """Publishes alerts and device state for Home Assistant; see the module docstring.
+    ``engine`` holds the rules' translations (None: alerts in their stored words)."""
 
     def __init__(
         self,
@@ -95,9 +103,13 @@ class HomeAssistantMqtt:
         sensor: str,
         discovery_prefix: str = "homeassistant",
         shutdown_s: float = 5.0,
+        language: str = "en",
+        engine: RuleEngine | None = None,
     ) -> None:
         client, host, port = _client(url, f"micwatch-{sensor}")
         self.sensor = sensor
+        self.language = language
+        self.engine = engine
         self.prefix = discovery_prefix
         self.base = f"micwatch/{sensor}"
         self.shutdown_s = shutdown_s
@@ -131,11 +143,12 @@ class HomeAssistantMqtt:
 
     def on_alert_raised(self, event: AlertRaised) -> None:
         alert = event.alert
+        title, message = alert_text(alert, self.language, self.engine)
         record = {
             "rule": alert.rule,
             "level": alert.level,
-            "title": alert.title,
-            "message": alert.message,
+            "title": title,
+            "message": message,
             "ts": alert.ts,
             "device": alert.device_mac,
             "device_name": alert.event.get("device.name"),
@@ -148,7 +161,7 @@ class HomeAssistantMqtt:
         if alert.device_mac:
             self._announce(alert.device_mac, None, record["device_name"])
             topic = f"{self.base}/{node_id(alert.device_mac)}/last_alert"
-            self._publish(topic, alert.message[:STATE_MAX], retain=True)
+            self._publish(topic, message[:STATE_MAX], retain=True)
             self._publish(f"{topic}/attributes", payload, retain=True)
 
     def close(self) -> bool:
@@ -186,9 +199,10 @@ class HomeAssistantMqtt:
         if device is not None and device.vendor:
             entry["manufacturer"] = device.vendor
         common = {"device": entry, "availability_topic": f"{self.base}/status"}
+        words = catalogue(self.language)
         audio = {
             **common,
-            "name": "Audio upload abroad",
+            "name": words.gettext("Audio upload abroad"),
             "unique_id": f"micwatch_{self.sensor}_{nid}_audio_upload",
             "state_topic": f"{self.base}/{nid}/audio_upload",
             "device_class": "sound",
@@ -196,7 +210,7 @@ class HomeAssistantMqtt:
         }
         last = {
             **common,
-            "name": "Last micwatch alert",
+            "name": words.gettext("Last micwatch alert"),
             "unique_id": f"micwatch_{self.sensor}_{nid}_last_alert",
             "state_topic": f"{self.base}/{nid}/last_alert",
             "json_attributes_topic": f"{self.base}/{nid}/last_alert/attributes",

@@ -14,6 +14,10 @@ Guarantees (``now`` is wall-clock epoch seconds, hours are local time):
   sent as one message.
 - The digest is released once a day at ``digest_at`` when it holds at least one alert.
 - :meth:`Policy.flush` releases the group at once (shutdown), quiet hours still respected.
+- Messages are written in ``language`` (see :func:`monitor.alert_i18n.notify_language`): each
+  alert's title and message through :func:`monitor.alert_i18n.alert_text` with the rules of
+  ``engine``, and the words around them from the catalogue. They are written when a message is
+  released, on the worker thread, never when an alert is added.
 """
 
 from __future__ import annotations
@@ -22,9 +26,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from babel.numbers import format_decimal
+
+from monitor.alert_i18n import alert_text, catalogue, notify_language
 from monitor.model import Alert
+
+if TYPE_CHECKING:
+    from rules.engine import RuleEngine
 
 LEVELS = ("low", "medium", "high")
 #: Alert lines listed in one digest message; the rest are counted.
@@ -72,6 +82,7 @@ class PolicySettings:
     min_interval: float = 60.0
     quiet_hours: str = ""
     digest_at: str = "08:00"
+    language: str = "en"
 
     @classmethod
     def from_config(cls, config: Any) -> PolicySettings:
@@ -81,6 +92,7 @@ class PolicySettings:
             min_interval=config["notify.min_interval"],
             quiet_hours=config["notify.quiet_hours"],
             digest_at=config["notify.digest_at"],
+            language=notify_language(config),
         )
 
 
@@ -94,10 +106,12 @@ def _minutes(hm: tuple[int, int]) -> int:
 
 @dataclass
 class Policy:
-    """Routing and timing of notifications; see the module docstring."""
+    """Routing, timing and wording of notifications; see the module docstring. ``engine``
+    holds the rules' translations (None: each alert in its stored words)."""
 
     settings: PolicySettings
     clock: Callable[[], float] = time.time
+    engine: RuleEngine | None = None
     _group: list[Alert] = field(default_factory=list)
     _group_opened: float = 0.0
     _last_sent: float = float("-inf")
@@ -155,17 +169,39 @@ class Policy:
             return []
         group, self._group = self._group, []
         self._last_sent = now
-        return [group_message(group)]
+        return [self._group_message(group)]
+
+    def _group_message(self, alerts: list[Alert]) -> Message:
+        """One message for a group: a single alert as itself, several as a list."""
+        level = _highest(alerts)
+        words = catalogue(self.settings.language)
+        if len(alerts) == 1:
+            title, message = alert_text(alerts[0], self.settings.language, self.engine)
+            return Message(title or words.gettext("micwatch alert"), message, level)
+        lines = self._lines(alerts[:GROUP_MAX_LINES], len(alerts) - GROUP_MAX_LINES)
+        title = words.gettext("micwatch: %(n)s alerts") % {"n": self._number(len(alerts))}
+        return Message(title, lines, level, len(alerts))
 
     def _digest_message(self) -> Message:
         alerts, extra = self._digest, self._digest_extra
         self._digest, self._digest_extra = [], 0
-        lines = [f"- {_hhmm(a.ts)} {a.message}" for a in alerts]
-        if extra:
-            lines.append(f"... and {extra} more: see the dashboard.")
         total = len(alerts) + extra
-        title = f"micwatch daily digest: {total} alert{'s' if total > 1 else ''}"
-        return Message(title, "\n".join(lines), _highest(alerts), total)
+        title = catalogue(self.settings.language).ngettext(
+            "micwatch daily digest: %(n)s alert", "micwatch daily digest: %(n)s alerts", total
+        ) % {"n": self._number(total)}
+        return Message(title, self._lines(alerts, extra), _highest(alerts), total)
+
+    def _lines(self, alerts: list[Alert], more: int) -> str:
+        """One line per alert (its local time and message), then how many more when ``more``."""
+        language = self.settings.language
+        lines = [f"- {_hhmm(a.ts)} {alert_text(a, language, self.engine)[1]}" for a in alerts]
+        if more > 0:
+            more_text = catalogue(language).gettext("... and %(n)s more: see the dashboard.")
+            lines.append(more_text % {"n": self._number(more)})
+        return "\n".join(lines)
+
+    def _number(self, n: int) -> str:
+        return format_decimal(n, locale=self.settings.language)
 
     def _next_digest_after(self, now: float) -> float:
         local = _local(now)
@@ -175,18 +211,6 @@ class Policy:
         if target.timestamp() <= now:
             target += timedelta(days=1)
         return target.timestamp()
-
-
-def group_message(alerts: list[Alert]) -> Message:
-    """One message for a group: a single alert as itself, several as a list."""
-    level = _highest(alerts)
-    if len(alerts) == 1:
-        alert = alerts[0]
-        return Message(alert.title or "micwatch alert", alert.message, level)
-    lines = [f"- {_hhmm(a.ts)} {a.message}" for a in alerts[:GROUP_MAX_LINES]]
-    if len(alerts) > GROUP_MAX_LINES:
-        lines.append(f"... and {len(alerts) - GROUP_MAX_LINES} more: see the dashboard.")
-    return Message(f"micwatch: {len(alerts)} alerts", "\n".join(lines), level, len(alerts))
 
 
 def _highest(alerts: list[Alert]) -> str:

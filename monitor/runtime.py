@@ -97,6 +97,7 @@ def build(
         emit=chain.emit,
         known=known,
         known_orgs=_orgs_of(store) if store is not None else None,
+        max_devices=config["flows.max_devices"],
     )
     chain.add(NamesHandler(names))
     chain.add(inventory)
@@ -123,11 +124,17 @@ def build(
     )
 
 
-def headless_handlers(config: Config, chain: HandlerChain, store: Any = None) -> list[Any]:
+def headless_handlers(
+    config: Config, chain: HandlerChain, store: Any = None, rules: RuleEngine | None = None
+) -> list[Any]:
     """The daemon's handlers that run after the store: health reports and alerts, then the
     notifiers (apprise targets, Home Assistant over MQTT) when configured. Run them after the
     store so an alert is journaled before anyone is told; call each one's ``close`` (when it has
-    one) after the pipeline finished. Raises ConfigError for a bad notification setting."""
+    one) after the pipeline finished. The notifiers write in ``notify.language`` with the rule
+    translations of ``rules`` (the run's engine, so edited rule files count; when None and a
+    notifier needs translations, one is read from the configuration). Raises ConfigError for a
+    bad notification setting."""
+    from monitor.alert_i18n import notify_language, rule_engine
     from monitor.health import HealthMonitor
     from monitor.notify import Notifier
     from monitor.paths import state_dir
@@ -139,11 +146,16 @@ def headless_handlers(config: Config, chain: HandlerChain, store: Any = None) ->
             loss_threshold=config["health.loss_threshold"],
             store=store,
             disk_path=state_dir(config["store.state_dir"]),
+            disk_min_free=config["health.disk_min_free"],
         )
     ]
+    language = notify_language(config)
+    notifying = config["notify.targets"] or config["notify.mqtt"]
+    if rules is None and notifying and language != "en":
+        rules = rule_engine(config)
     try:
         if config["notify.targets"]:
-            handlers.append(Notifier.from_config(config))
+            handlers.append(Notifier.from_config(config, rules))
         if config["notify.mqtt"]:
             from monitor.notify_mqtt import HomeAssistantMqtt
 
@@ -153,6 +165,8 @@ def headless_handlers(config: Config, chain: HandlerChain, store: Any = None) ->
                     config["notify.mqtt"],
                     sensor=sensor,
                     discovery_prefix=config["notify.mqtt_discovery_prefix"],
+                    language=language,
+                    engine=rules,
                 )
             )
     except ValueError as exc:
@@ -214,23 +228,35 @@ def apply_rule_switches(engine: RuleEngine, config: Config) -> None:
 
 
 def _orgs_of(store: Any) -> Callable[[str], set[str]]:
-    """The organisations (or addresses, without one) a stored device talked to before."""
+    """The organisations (or addresses, without one) a stored device talked to before; none
+    when the store cannot be read (the capture goes on; the failure is logged)."""
+    from sqlalchemy.exc import SQLAlchemyError  # only with a store: analyze never loads it
 
     def orgs(mac: str) -> set[str]:
-        return {row.get("org") or row["ip"] for row in store.destinations(mac)}
+        try:
+            return {row.get("org") or row["ip"] for row in store.destinations(mac)}
+        except SQLAlchemyError as exc:
+            log.warning("cannot read %s's earlier destinations from the store: %s", mac, exc)
+            return set()
 
     return orgs
 
 
 def _muted_by(store: Any) -> Callable[[str, str | None], bool]:
-    """A predicate over the user's mutes in the store, re-read at most every 10 seconds."""
+    """A predicate over the user's mutes in the store, re-read at most every 10 seconds; while
+    the store cannot be read, the mutes read last stay in force."""
+    from sqlalchemy.exc import SQLAlchemyError  # only with a store: analyze never loads it
+
     cache: dict[str, Any] = {"at": -1.0, "mutes": set()}
 
     def muted(rule: str, mac: str | None) -> bool:
         now = time.time()
         if now - cache["at"] > 10:
-            cache["mutes"] = {(m["rule"], m["device_mac"]) for m in store.mutes(now)}
             cache["at"] = now
+            try:
+                cache["mutes"] = {(m["rule"], m["device_mac"]) for m in store.mutes(now)}
+            except SQLAlchemyError as exc:
+                log.warning("cannot read the mutes from the store (%s); keeping the last", exc)
         return (rule, mac) in cache["mutes"] or (rule, None) in cache["mutes"]
 
     return muted

@@ -1,10 +1,12 @@
 """``micwatch install`` / ``uninstall`` against a scratch root (``--root DIR``): no real system
-file is touched."""
+file is touched. Also from a wheel installed into a fresh virtual environment."""
 
 from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -13,7 +15,9 @@ from conftest import require, require_tool
 
 from monitor.cli import main
 from monitor.config import load
-from monitor.install import micwatch_binary
+from monitor.install import UNITS, micwatch_binary
+
+ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture
@@ -73,3 +77,32 @@ def test_install_then_uninstall_keeps_data_then_purge(
 def test_install_on_the_real_root_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert main(["install"]) == 2
+
+
+def test_install_from_a_wheel_finds_the_units_it_shipped(
+    root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    work = tmp_path_factory.mktemp("wheel")
+    run = {"check": True, "capture_output": True, "text": True, "timeout": 120, "cwd": work}
+    pip = [sys.executable, "-m", "pip"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-q", "-w", str(work), str(ROOT)], **run)
+    (wheel,) = work.glob("micwatch-*.whl")
+    venv = work / "venv"
+    # The venv sees this Python's packages (pip and micwatch's dependencies) but gets its own
+    # micwatch, which comes first on its path.
+    venv_command = [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip"]
+    subprocess.run([*venv_command, str(venv)], **run)
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "-q", str(wheel)], **run)
+    code, units = subprocess.run(
+        [str(python), "-c", "import monitor.install as i; print(i.__file__, i.unit_source())"],
+        **run,
+    ).stdout.split()
+    # The wheel's code and units, not this source tree's; the catalogues came along too.
+    assert code.startswith(str(venv)) and units == str(venv / "share" / "micwatch" / "systemd")
+    site = Path(code).parents[1]
+    assert (site / "dashboard/translations/fr/LC_MESSAGES/messages.mo").is_file()
+    subprocess.run([str(venv / "bin" / "micwatch"), "install", "--root", str(root)], **run)
+    for name in UNITS:
+        text = (root / "etc/systemd/system" / name).read_text()
+        assert f"ExecStart={venv / 'bin' / 'micwatch'} --config" in text

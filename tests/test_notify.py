@@ -12,19 +12,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from babel.messages.extract import extract_from_file
 
+from monitor import notify_policy
+from monitor.alert_i18n import catalogue, notify_language, rule_engine
+from monitor.capture import open_files
 from monitor.cli import main
 from monitor.config import load
 from monitor.daemon import run_daemon
 from monitor.errors import ConfigError
 from monitor.events import AlertRaised
 from monitor.model import Alert
-from monitor.notify import Notifier
+from monitor.notify import Notifier, notify_test_message
 from monitor.notify_policy import Message, Policy, PolicySettings
 from monitor.notify_send import BACKOFF_MIN_S, Dispatcher, Target
-from monitor.runtime import headless_handlers
+from monitor.runtime import build, headless_handlers
 
+ROOT = Path(__file__).parents[1]
 CAPTURE = Path(__file__).parent / "data" / "iot" / "lifecycle_xiaobaiY2cam_speak_remote.pcap"
+#: The built-in audio rule's title in French (rules/builtin/audio-upload-foreign.yaml).
+AUDIO_FR = "Envoi de taille audio vers un serveur à l\u2019étranger"
 
 
 class Clock:
@@ -234,8 +241,120 @@ def test_replayed_audio_upload_abroad_makes_exactly_one_ntfy_message(
     assert len(ntfy.messages) == 1
     (message,) = ntfy.messages
     assert message["topic"] == "micwatch"
+    assert message["title"] == "micwatch: 2 alerts"  # English by default: the upload, at night
     assert "Imilab camera" in message["message"] and " CN" in message["message"]
     assert "joined your network" not in message["message"]  # low: left for the digest
+
+
+def test_french_notification_of_the_replayed_audio_upload(ntfy: NtfyServer) -> None:
+    config = load(None, env={}).replace(
+        enrich__home=["FR"],
+        notify__targets=[f"ntfy://127.0.0.1:{ntfy.port}/micwatch"],
+        notify__language="fr",
+        dashboard__disabled_rules=["audio-upload-night"],  # the upload alone: its own title
+    )
+    assert run_daemon(config, read=[str(CAPTURE)], use_store=False) == 0
+    (message,) = ntfy.messages
+    assert message["title"] == AUDIO_FR
+    text = message["message"]
+    assert text.startswith("Imilab camera a envoyé 373 ko en 12 s vers 110.43.68.240 (Chine)")
+    assert "de parole" in text and "shaped like" not in text and " CN" not in text
+
+
+def test_notify_language_falls_back_to_the_dashboard_then_english() -> None:
+    config = load(None, env={})
+    assert notify_language(config) == "en"
+    assert notify_language(config.replace(dashboard__language="fr")) == "fr"
+    assert notify_language(config.replace(dashboard__language="fr", notify__language="en")) == "en"
+
+
+def _capture_alerts() -> list[Alert]:
+    """The alerts the built-in rules raise on CAPTURE (a new device, a first contact abroad, the
+    audio upload to China, at night in UTC)."""
+    alerts: list[Alert] = []
+
+    class Collect:
+        def on_alert_raised(self, event: AlertRaised) -> None:
+            alerts.append(event.alert)
+
+    runtime = build(load(None, env={}).replace(enrich__home=["FR"]), sinks=(Collect(),))
+    source = open_files([str(CAPTURE)])
+    try:
+        runtime.pipeline.run(source)
+    finally:
+        source.close()
+    runtime.pipeline.finish()
+    assert {a.level for a in alerts} == {"low", "medium", "high"}
+    return alerts
+
+
+def _policy(language: str, clock: Clock, **settings: object) -> Policy:
+    config = load(None, env={})
+    options = {"group_window": 0, "min_interval": 0, "language": language, **settings}
+    return Policy(PolicySettings(**options), clock, engine=rule_engine(config))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_grouped_message_and_digest_in_the_chosen_language(
+    language: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alerts = _capture_alerts()
+    monkeypatch.setattr(notify_policy, "DIGEST_MAX_LINES", 1)
+    clock = Clock(_at(12))
+    policy = _policy(language, clock, now_levels=frozenset(notify_policy.LEVELS))
+    for alert in alerts:
+        policy.add(alert)
+    (group,) = policy.due()
+    policy = _policy(language, clock, now_levels=frozenset())
+    for alert in alerts:
+        policy.add(alert)
+    clock.now = _at(8) + 86400
+    (digest,) = policy.due()
+    more = len(alerts) - 1
+    if language == "en":
+        assert group.title == f"micwatch: {len(alerts)} alerts"
+        assert "A new device joined your network: Imilab camera" in group.body
+        assert "to 110.43.68.240 in CN, shaped like" in group.body
+        assert digest.title == f"micwatch daily digest: {len(alerts)} alerts"
+        assert digest.body.endswith(f"... and {more} more: see the dashboard.")
+    else:
+        assert group.title == f"micwatch : {len(alerts)} alertes"
+        assert "Un nouvel appareil a rejoint votre réseau : Imilab camera" in group.body
+        assert "type : caméra" in group.body and "(Chine)" in group.body
+        assert "(États-Unis)" in group.body and "a envoyé 373 ko" in group.body
+        assert digest.title == f"micwatch, résumé du jour : {len(alerts)} alertes"
+        assert digest.body.endswith(f"\u2026 et {more} de plus : voir le tableau de bord.")
+    assert digest.body.startswith("- ") and digest.alerts == len(alerts)
+
+
+def test_french_single_alert_and_test_message_titles() -> None:
+    clock = Clock(_at(12))
+    (audio,) = [a for a in _capture_alerts() if a.rule == "audio-upload-foreign"]
+    policy = _policy("fr", clock)
+    policy.add(audio)
+    (message,) = policy.due()
+    assert message.title == AUDIO_FR and "(Chine)" in message.body
+    test = notify_test_message("fr", lambda: _at(9, 30))
+    assert test.title == "Test de micwatch"
+    assert test.body == "Ceci est un message de test de micwatch (2026-03-02 09:30)."
+
+
+def test_every_notification_word_has_a_french_translation() -> None:
+    """The modules that write with the catalogue are extracted (dashboard/babel.cfg) and each
+    of their words has a French translation in the compiled catalogue."""
+    babel_cfg = (ROOT / "dashboard" / "babel.cfg").read_text()
+    french = catalogue("fr")
+    users = [p for p in sorted((ROOT / "monitor").glob("*.py")) if "catalogue(" in p.read_text()]
+    assert len(users) >= 4
+    for path in users:
+        relative = path.relative_to(ROOT).as_posix()
+        assert f"[python: {relative}]" in babel_cfg, f"{relative} is not in dashboard/babel.cfg"
+        keywords = {"_": None, "gettext": None, "ngettext": (1, 2)}
+        for _line, message, _comments, _context in extract_from_file("python", path, keywords):
+            if isinstance(message, tuple):
+                assert french.ngettext(*message, 2) != message[1], (relative, message)
+            else:
+                assert french.gettext(message) != message, (relative, message)
 
 
 def test_notify_test_command_says_which_target_worked(

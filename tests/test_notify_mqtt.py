@@ -75,8 +75,9 @@ def _clear_retained(topic: str) -> None:
     client.loop_stop()
 
 
+@pytest.mark.parametrize("language", ["", "fr"])
 def test_replayed_audio_upload_reaches_home_assistant(
-    broker: None, capsys: pytest.CaptureFixture[str]
+    language: str, broker: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sensor = f"test{uuid.uuid4().hex[:8]}"
     discovery = f"homeassistant/binary_sensor/micwatch_{CAMERA}/audio_upload/config"
@@ -84,13 +85,17 @@ def test_replayed_audio_upload_reaches_home_assistant(
     sub = Subscriber([f"micwatch/{sensor}/#", "homeassistant/#"])
     try:
         config = load(None, env={}).replace(
-            enrich__home=["FR"], notify__mqtt="mqtt://127.0.0.1:1883", store__sensor=sensor
+            enrich__home=["FR"],
+            notify__mqtt="mqtt://127.0.0.1:1883",
+            notify__language=language,
+            store__sensor=sensor,
         )
         assert run_daemon(config, read=[str(CAPTURE)], use_store=False) == 0
         capsys.readouterr()
         alerts = [json.loads(p) for p in sub.wait_for(f"micwatch/{sensor}/alert")]
         configs = [json.loads(p) for p in sub.wait_for(discovery) if p]
         state = sub.wait_for(f"micwatch/{sensor}/{CAMERA}/audio_upload")
+        last = sub.wait_for(f"micwatch/{sensor}/{CAMERA}/last_alert")
         status = sub.wait_for(f"micwatch/{sensor}/status")
     finally:
         sub.close()
@@ -99,8 +104,17 @@ def test_replayed_audio_upload_reaches_home_assistant(
     audio = [a for a in alerts if a["rule"] == "audio-upload-foreign"]
     assert len(audio) == 1
     assert audio[0]["device_name"] == "Imilab camera" and audio[0]["country"] == "CN"
-    assert audio[0]["level"] == "high" and " CN" in audio[0]["message"]
+    assert audio[0]["level"] == "high"
     assert configs, "no discovery config published"
+    if language == "fr":  # titles, messages and entity names in French; values stay codes
+        assert audio[0]["title"] == "Envoi de taille audio vers un serveur à l\u2019étranger"
+        assert "a envoyé 373 ko" in audio[0]["message"] and "(Chine)" in audio[0]["message"]
+        assert any("(Chine)" in p.decode() for p in last)
+        assert configs[-1]["name"] == "Envoi audio vers l\u2019étranger"
+    else:
+        assert audio[0]["title"] == "Audio-sized upload to a server abroad"
+        assert " CN" in audio[0]["message"] and "shaped like" in audio[0]["message"]
+        assert configs[-1]["name"] == "Audio upload abroad"
     config_payload = configs[-1]  # Home Assistant keeps the last (retained) one
     assert config_payload["state_topic"] == f"micwatch/{sensor}/{CAMERA}/audio_upload"
     assert config_payload["device"]["name"] == "Imilab camera"
