@@ -17,6 +17,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask.testing import FlaskClient
 
+from monitor.events import HandlerChain, Tick
+from monitor.health import HealthMonitor
 from monitor.store import Store
 from rules.loader import BUILTIN_DIR
 from tests.test_dashboard import login, make_app, replayed_store, test_config
@@ -142,3 +144,29 @@ def test_french_numbers_and_units(tmp_path: Path, store: Store) -> None:
     client.get("/language/fr")
     text = client.get("/devices").text
     assert re.search(r"\d+(,\d)? ko", text) and "sûr à 9" in text
+
+
+def test_french_pages_show_health_alerts_in_french(tmp_path: Path, store: Store) -> None:
+    """A health alert (raised by the health monitor in English, with its event) reads in French
+    on the French pages, title and message."""
+
+    class Failing:
+        def write_state(self) -> dict:
+            location = str(tmp_path / "micwatch.db")
+            return {"failing_for_s": 30.0, "error": "database or disk is full",
+                    "pending_alerts": 2, "recreated": 0, "location": location}  # fmt: skip
+
+    chain = HandlerChain([store])
+    HealthMonitor(chain.emit, stall_after=300, loss_threshold=0.01, store=Failing()).on_tick(
+        Tick(1_713_250_000.0, 1_713_249_999, [])
+    )
+    assert not chain.errors and store.flush(10)
+    client = make_app(tmp_path, store).test_client()
+    login(client)
+    english = client.get("/alerts").text
+    assert "Alerts cannot be saved" in english and "2 alert(s) are kept in memory" in english
+    client.get("/language/fr")
+    french = client.get("/alerts").text
+    assert "Les alertes ne peuvent pas être enregistrées" in french
+    assert "2 alerte(s) sont gardées en mémoire" in french
+    assert "Alerts cannot be saved" not in french
