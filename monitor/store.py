@@ -272,8 +272,14 @@ class Store(StoreReader):
     def forget_device(self, mac: str, timeout: float | None = 60.0) -> int:
         """As :meth:`StoreReader.forget_device`, run in the writer thread in queue order: rows
         this store had queued for the device before the call are discarded with it, rows
-        queued after it are kept (the device is still talking). Raises TimeoutError if not
-        done within ``timeout`` (the forget stays queued)."""
+        queued after it are kept (the device is still talking). The alert journal, which may
+        still hold the device's last alerts, is emptied when no alert waits to be written.
+        Raises TimeoutError if not done within ``timeout`` (the forget stays queued)."""
         command = Forget(mac)
         self._writer.put_alert(command)
-        return command.done.result(timeout)
+        deleted = command.done.result(timeout)
+        if self._journal is not None:
+            with self._journal.lock:
+                if not self._writer.state()["pending_alerts"]:
+                    self._journal.truncate()
+        return deleted

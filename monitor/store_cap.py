@@ -97,7 +97,7 @@ def prune(engine: Engine, sensor: str, cap: int) -> int:
     docstring); return the rows deleted. Does nothing for other databases or ``cap <= 0``."""
     if cap <= 0 or sqlite_path(engine) is None:
         return 0
-    _checkpoint(engine)
+    checkpoint(engine)
     size = database_bytes(engine)
     if size is None or size <= cap:
         return 0
@@ -109,7 +109,7 @@ def prune(engine: Engine, sensor: str, cap: int) -> int:
             if not step:
                 break
             deleted += step
-            _checkpoint(engine)
+            checkpoint(engine)
     return deleted
 
 
@@ -133,9 +133,13 @@ def _oldest(conn: Connection, table: Table, column: str, sensor: str) -> float |
     return conn.execute(stmt).scalar_one()
 
 
-def _checkpoint(engine: Engine) -> None:
-    """Return free pages to the file system, then fold the WAL into the file and empty it
-    (outside any transaction: the store's SQLite connections run in autocommit mode)."""
+def checkpoint(engine: Engine) -> None:
+    """SQLite: return free pages to the file system, then fold the WAL into the file and empty
+    it (outside any transaction: the store's SQLite connections run in autocommit mode), so
+    deleted rows leave no old page image behind on disk (the connections also set
+    ``secure_delete``: deleted content is overwritten). Nothing for another database."""
+    if sqlite_path(engine) is None:
+        return
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, select, update
 
+from monitor.store_cap import checkpoint
 from monitor.store_migrate import migrate
 from monitor.store_models import SCHEMA_VERSION, MetaRow
 from monitor.store_sql import (
@@ -278,9 +279,13 @@ class StoreReader:
         talked to, its traffic, its mutes, and every event and alert naming it; return how many
         rows were deleted. Nothing is kept, not even a tombstone (a tombstone would itself
         record the MAC). A daemon holding the device in memory records it again, afresh, if it
-        keeps talking. (``timeout`` serves :meth:`monitor.store.Store.forget_device`.)"""
+        keeps talking. With SQLite the write-ahead log is emptied afterwards, so no old copy of
+        the rows stays in the files. (``timeout`` serves
+        :meth:`monitor.store.Store.forget_device`.)"""
         with self._write() as conn:
-            return delete_device(conn, self.sensor, mac)
+            deleted = delete_device(conn, self.sensor, mac)
+        checkpoint(self.engine)
+        return deleted
 
 
 class _SensorView(StoreReader):

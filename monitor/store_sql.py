@@ -120,6 +120,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
             cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect on a new file only
             cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA secure_delete = ON")  # "forget device" leaves no bytes behind
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -42,7 +42,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from monitor.store_batch import Batch
-from monitor.store_cap import file_bytes, prune, sqlite_path
+from monitor.store_cap import checkpoint, file_bytes, prune, sqlite_path
 from monitor.store_items import Command, Expire, Forget, Item
 from monitor.store_sql import CHUNK, IMMEDIATE, RETENTION, delete_slice, write_batch
 
@@ -276,6 +276,8 @@ class Writer:
             return False
         if batch.max_ts > (self._clock or -1.0):
             self._clock = min(batch.max_ts, time.time())
+        if batch.forgets:
+            self._scrub()
         for forget in batch.forgets:
             forget.done.set_result(forget.deleted)
         with self._lock:
@@ -284,6 +286,15 @@ class Writer:
         for command in batch.expires:
             self._expire(command)
         return True
+
+    def _scrub(self) -> None:
+        """After a forget: empty the WAL, where old copies of the forgotten rows would stay on
+        disk until overwritten (best effort: a reader holding an old snapshot keeps the WAL
+        until the next checkpoint; an error is logged)."""
+        try:
+            checkpoint(self._engine)
+        except Exception as exc:
+            log.warning("store: the write-ahead log could not be emptied after a forget (%s)", exc)
 
     def _recreate_if_deleted(self) -> None:
         """When the SQLite file was deleted under the store, make a new one before writing:

@@ -12,8 +12,11 @@ from scapy.packet import Raw
 
 from monitor.analyze import analyze_files
 from monitor.config import load
+from monitor.events import AlertRaised, DestinationContacted, DeviceSeen, FlowEnd
 from monitor.pcapfile import write_pcap
-from monitor.store import Store
+from monitor.store import Store, default_db_url
+from monitor.store_journal import JOURNAL_FILE
+from tests.test_store import T0, alert, destination, device, flow
 
 SECRET = b"the-cake-recipe-is-in-the-drawer-7f3a9c"
 DEVICE = "02:11:22:33:44:55"
@@ -75,3 +78,40 @@ def test_no_payload_byte_reaches_the_database(tmp_path: Path) -> None:
     # ...and no byte of the content: not the secret, not part of it, not the request path.
     assert SECRET not in stored and SECRET[:12] not in stored and b"/voice" not in stored
     assert SECRET not in out.getvalue().encode()
+
+
+def _files_bytes(directory: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file())
+
+
+def test_forgotten_device_leaves_no_byte_in_any_file_while_the_store_runs(tmp_path: Path) -> None:
+    """ "Forget device" on a running store: afterwards no file of the state directory (the
+    database, its write-ahead log, the alert journal) holds the device's MAC or hostname, not
+    even in freed pages or old page copies; another device's data is still there."""
+    hostname = b"kids-room-talking-bear"
+    store = Store(
+        default_db_url(tmp_path),
+        sensor="home",
+        retention_s=10**10,
+        batch_seconds=0.05,
+        journal=tmp_path / JOURNAL_FILE,
+    )
+    try:
+        for index in range(40):  # other devices, so the database has several pages
+            other = f"02:00:00:00:01:{index:02x}"
+            store.on_device_seen(DeviceSeen(T0, device(other, hostname=f"lamp-{index}")))
+        store.on_device_seen(DeviceSeen(T0, device(DEVICE, hostname=hostname.decode())))
+        store.on_destination_contacted(DestinationContacted(T0, device(DEVICE), destination()))
+        store.on_flow_end(FlowEnd(flow(DEVICE, bins=[(int(T0), 4000, 10, 4)])))
+        store.on_alert_raised(AlertRaised(alert(mac=DEVICE)))
+        assert store.flush(10)
+        before = _files_bytes(tmp_path)
+        assert hostname in before and DEVICE.encode() in before
+        assert store.forget_device(DEVICE) > 0
+        after = _files_bytes(tmp_path)
+        assert hostname not in after and DEVICE.encode() not in after
+        assert b"lamp-39" in after
+    finally:
+        store.close()
+    closed = _files_bytes(tmp_path)
+    assert hostname not in closed and DEVICE.encode() not in closed
