@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["Classification", "Classifier", "ClassifyHandler", "check_signatures"]
 
 UNKNOWN = "unknown"
+_MAX_VENDOR_VERDICTS = 1024
 
 
 @dataclass(slots=True)
@@ -93,6 +94,9 @@ class Classifier:
         self.signatures: list[Signature] = load_signatures(self.paths)
         self.min_confidence = min_confidence
         self.switch_margin = switch_margin
+        # Verdicts on unclassified devices whose only fact is their vendor, by vendor: a new
+        # device usually has nothing else yet, and a flood of spoofed MACs is thousands of them.
+        self._by_vendor: dict[str | None, Classification] = {}
 
     @classmethod
     def from_config(cls, config: Config) -> Classifier:
@@ -152,8 +156,15 @@ class Classifier:
         its current category unless the new winner beats it by ``switch_margin`` with at least
         ``min_confidence`` of its own (the module's hysteresis guarantee). Returns True
         when any of those four changed. Never touches ``label`` or ``user_category``."""
-        result = self._verdict(device, device.category).result
-        new = (result.category, result.confidence, result.name, result.evidence)
+        if device.category == UNKNOWN and _vendor_only(device):
+            result = self._by_vendor.get(device.vendor)
+            if result is None:
+                if len(self._by_vendor) >= _MAX_VENDOR_VERDICTS:
+                    self._by_vendor.clear()
+                result = self._by_vendor[device.vendor] = self._verdict(device, UNKNOWN).result
+        else:
+            result = self._verdict(device, device.category).result
+        new = (result.category, result.confidence, result.name, list(result.evidence))
         if new == (device.category, device.confidence, device.name, device.evidence):
             return False
         device.category, device.confidence, device.name, device.evidence = new
@@ -223,6 +234,23 @@ class ClassifyHandler:
         pending, self._pending = self._pending, {}
         for device in pending.values():
             self.classifier.apply(device)
+
+
+def _vendor_only(device: Device) -> bool:
+    """Whether the vendor is the device's only fact that signatures read (see
+    :class:`~monitor.signatures.Facts`): its verdict is then a function of the vendor alone."""
+    return not (
+        device.hostname
+        or device.dhcp_fingerprint
+        or device.dhcp_vendor_class
+        or device.mdns_names
+        or device.services
+        or device.mdns_txt
+        or device.ssdp_servers
+        or device.user_agents
+        or device.domains
+        or device.tls_fingerprints
+    )
 
 
 def _scores(hits: Iterable[SignatureHit]) -> dict[str, float]:

@@ -259,9 +259,18 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "flows.max_flows",
         "int",
-        100000,
-        "Hard cap on flows held in memory; the oldest idle flows are evicted beyond it.",
+        50000,
+        "Hard cap on flows held in memory (about 0.8 kB each, 40 MB at this default; a home has "
+        "a few thousand); the least recently active are evicted beyond it.",
         minimum=100,
+    ),
+    Option(
+        "flows.max_devices",
+        "int",
+        4096,
+        "Hard cap on devices held in memory (about 2.2 kB each); when full, the eighth seen "
+        "longest ago are forgotten to make room, at most every 10 seconds.",
+        minimum=16,
     ),
     Option(
         "flows.bin_seconds",

@@ -9,12 +9,23 @@ fact actually changed and names the changed fields; :class:`~monitor.events.Dest
 fires once per device and remote address, once the destination has a name (from DNS, SNI or
 Host) or its flow ended, so its organisation is known when it can be; its ``new_org`` counts the
 organisations of earlier runs too. Every per-device collection is capped, so hostile traffic
-cannot grow memory without bound; strings from the network are cut to 255 characters.
+cannot grow memory without bound; strings from the network are cut to 255 characters. The
+inventory holds at most ``max_devices`` devices (``flows.max_devices``): when a new one comes
+and it is full, the eighth seen longest ago are forgotten (:data:`EVICT_SHARE`), at most once
+every :data:`EVICT_EVERY_S` seconds of capture time (until then newcomers are ignored, so a
+flood of spoofed MACs costs no more than before it filled the inventory); a flood therefore
+never locks a real new device out for longer than it lasts. A forgotten device seen again is
+not "first ever" (no second "new device" alert) for at least :data:`_MAX_CONTACTS` later
+evictions.
+What "once per run" remembers is bounded too: a (device, address), (device, organisation) or
+(device, name) pair is remembered for at least :data:`_MAX_CONTACTS` newer pairs after its last
+use; a pair forgotten counts as new again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import heapq
+from collections.abc import Callable, Hashable
 
 from monitor.enrich import Enricher
 from monitor.events import (
@@ -49,7 +60,16 @@ _CAPS = {
     "tls_fingerprints": 32,
     "mdns_txt": 32,
 }
-_MAX_DEVICES = 4096
+#: The default of ``flows.max_devices``: the most devices one inventory holds.
+MAX_DEVICES = 4096
+#: Share of the devices forgotten at once when the inventory is full (the ones seen longest
+#: ago): one pass over the inventory makes room for many newcomers.
+EVICT_SHARE = 8
+#: Seconds of capture time between two evictions.
+EVICT_EVERY_S = 10.0
+#: Pairs remembered by each of the "first time in this run" sets (see the module docstring
+#: and :class:`_Recent`): about 2 MB each when full.
+_MAX_CONTACTS = 16384
 
 
 def _clean(text: str | None) -> str | None:
@@ -98,6 +118,46 @@ def _restore(device: Device, stored: dict) -> None:
     device.first_seen = min(device.first_seen, stored.get("first_seen") or device.first_seen)
 
 
+def _last_seen(device: Device) -> float:
+    return device.last_seen
+
+
+class _Recent:
+    """Remembers keys: each for at least ``size`` and at most ``2 * size`` newer keys after
+    its last use. It holds two generations of the keys' hashes, not the keys (a pair of
+    strings costs about 150 bytes, its hash about 60): a hash collision, about one in 10^10
+    when full, would only make an unseen key count as seen."""
+
+    __slots__ = ("_new", "_old", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._new: set[int] = set()
+        self._old: set[int] = set()
+
+    def __contains__(self, key: Hashable) -> bool:
+        """Whether ``key`` is remembered; a hit counts as a use."""
+        digest = hash(key)
+        if digest in self._new:
+            return True
+        if digest in self._old:
+            self._keep(digest)
+            return True
+        return False
+
+    def add(self, key: Hashable) -> bool:
+        """Remember ``key`` (as just used); True when it was not remembered before."""
+        if key in self:
+            return False
+        self._keep(hash(key))
+        return True
+
+    def _keep(self, digest: int) -> None:
+        self._new.add(digest)
+        if len(self._new) >= self.size:
+            self._old, self._new = self._new, set()
+
+
 class DeviceInventory:
     """Holds devices and emits device events; see the module docstring."""
 
@@ -111,6 +171,7 @@ class DeviceInventory:
         emit: Callable[[Event], None],
         known: dict[str, dict] | None = None,
         known_orgs: Callable[[str], set[str]] | None = None,
+        max_devices: int = MAX_DEVICES,
     ) -> None:
         self.vendors = vendors
         self.enricher = enricher
@@ -119,13 +180,30 @@ class DeviceInventory:
         self.emit = emit
         self.known = known or {}
         self.known_orgs = known_orgs
+        self.max_devices = max_devices
         self.devices: dict[str, Device] = {}
-        self._contacted: dict[str, set[str]] = {}
-        self._orgs: dict[str, set[str]] = {}
-        self._named: dict[str, set[str]] = {}
-        self._pending: dict[tuple[str, str], float] = {}
+        # (device key, address), (device key, organisation or address), (device key, name).
+        self._contacted = _Recent(_MAX_CONTACTS)
+        self._orgs = _Recent(_MAX_CONTACTS)
+        self._named = _Recent(_MAX_CONTACTS)
+        # (device key, address) of flows waiting for a name before DestinationContacted: at
+        # most one per flow in the flow table.
+        self._pending: set[tuple[str, str]] = set()
+        self._evicted = _Recent(_MAX_CONTACTS)
+        self._next_eviction = float("-inf")
 
     # -- device bookkeeping ------------------------------------------------------------------
+
+    def _evict(self) -> None:
+        """Forget the share of devices seen longest ago (see the module docstring)."""
+        count = max(1, len(self.devices) // EVICT_SHARE)
+        gone = set()
+        for device in heapq.nsmallest(count, self.devices.values(), key=_last_seen):
+            del self.devices[device.mac]
+            self._evicted.add(device.mac)
+            gone.add(device.mac)
+        # Their flows waiting for a name will find no device when they end.
+        self._pending = {pair for pair in self._pending if pair[0] not in gone}
 
     def device(self, mac: str | None, ts: float, ip: str | None = None) -> Device | None:
         """The device for ``mac`` (or ``ip:<ip>`` without a MAC), created on first sight."""
@@ -141,8 +219,11 @@ class DeviceInventory:
             return None
         device = self.devices.get(key)
         if device is None:
-            if len(self.devices) >= _MAX_DEVICES:
-                return None
+            if len(self.devices) >= self.max_devices:
+                if ts < self._next_eviction:
+                    return None
+                self._next_eviction = ts + EVICT_EVERY_S
+                self._evict()
             device = Device(mac=key, first_seen=ts, last_seen=ts)
             if mac is not None:
                 device.vendor = self.vendors.lookup(mac)
@@ -153,9 +234,11 @@ class DeviceInventory:
             if stored is not None:
                 _restore(device, stored)
                 if self.known_orgs is not None:
-                    self._orgs[key] = self.known_orgs(key)
+                    for org in self.known_orgs(key):
+                        self._orgs.add((key, org))
             self.devices[key] = device
-            self.emit(DeviceSeen(ts, device, first_ever=stored is None))
+            first_ever = stored is None and key not in self._evicted
+            self.emit(DeviceSeen(ts, device, first_ever=first_ever))
         else:
             if ts > device.last_seen:
                 device.last_seen = ts
@@ -196,9 +279,7 @@ class DeviceInventory:
         if not _is_server_name(name):
             return
         self._add(device, "domains", name, changed)
-        seen = self._named.setdefault(device.mac, set())
-        if name not in seen and len(seen) < _CAPS["domains"]:
-            seen.add(name)
+        if self._named.add((device.mac, name)):
             self.emit(NameContacted(ts, device, name, source, dest_ip))
 
     # -- destinations ------------------------------------------------------------------------
@@ -209,16 +290,11 @@ class DeviceInventory:
         return self.device(flow.device_mac, flow.last_ts, flow.device_ip)
 
     def _contact(self, device: Device, ip: str, ts: float) -> None:
-        self._pending.pop((device.mac, ip), None)
-        contacted = self._contacted.setdefault(device.mac, set())
-        if ip in contacted:
+        self._pending.discard((device.mac, ip))
+        if not self._contacted.add((device.mac, ip)):
             return
-        contacted.add(ip)
         destination = self.enricher.destination(ip, self.names.names(ip, ts))
-        orgs = self._orgs.setdefault(device.mac, set())
-        org_key = destination.org or destination.ip
-        new_org = org_key not in orgs
-        orgs.add(org_key)
+        new_org = self._orgs.add((device.mac, destination.org or destination.ip))
         self.emit(DestinationContacted(ts, device, destination, new_org))
 
     def destination(self, ip: str, ts: float) -> Destination:
@@ -239,12 +315,13 @@ class DeviceInventory:
             self.device(other_mac, flow.first_ts, remote)
         # Multicast and broadcast groups are contacted too (enriched as local), so that every
         # destination the store holds carries its flags.
-        if (device.mac, remote) in self._pending or remote in self._contacted.get(device.mac, ()):
+        pair = (device.mac, remote)
+        if pair in self._pending or pair in self._contacted:
             return
         if flow.server_name or flow.proto not in ("tcp", "udp"):
             self._contact(device, remote, flow.first_ts)
         else:
-            self._pending[(device.mac, remote)] = flow.first_ts
+            self._pending.add(pair)
 
     def on_flow_end(self, event: FlowEnd) -> None:
         flow = event.flow

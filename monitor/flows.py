@@ -9,11 +9,11 @@ exactly once by :meth:`FlowTable.expire`, :meth:`FlowTable.evict` or :meth:`Flow
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import socket
 from collections import deque
 from collections.abc import Callable, Iterator
+from operator import attrgetter
 
 from monitor.decode import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
 from monitor.model import Flow
@@ -21,6 +21,11 @@ from monitor.model import Flow
 PROTO_NAMES = {PROTO_TCP: "tcp", PROTO_UDP: "udp", PROTO_ICMP: "icmp", PROTO_ICMPV6: "icmp6"}
 
 FlowKey = tuple  # (proto, src_bytes, sport, dst_bytes, dport)
+
+#: Entries of each cache of shared texts (MAC and home-address strings) before it starts over.
+_MAX_SHARED_TEXTS = 8192
+
+_LAST_TS = attrgetter("last_ts")
 
 
 def ip_text(raw: bytes) -> str:
@@ -83,6 +88,20 @@ class HomeNetworks:
         )
     )
 
+    # Ranges that belong to no remote party, beyond the home's own (``is_local``).
+    _LOCAL_EXTRA = tuple(
+        ipaddress.ip_network(n)
+        for n in (
+            "224.0.0.0/4",  # multicast
+            "127.0.0.0/8",  # loopback
+            "169.254.0.0/16",  # link-local
+            "255.255.255.255/32",  # limited broadcast
+            "ff00::/8",
+            "::1/128",
+            "fe80::/10",
+        )
+    )
+
     def __init__(self, lan: list[str] | None = None) -> None:
         if lan:
             always = [
@@ -94,51 +113,64 @@ class HomeNetworks:
             )
         else:
             self.networks = self._PRIVATE
-        self._cache: dict[bytes, bool] = {}
-        self._text_cache: dict[str, bool] = {}
+        # Each range as (network as an integer, netmask as an integer), per address length, so
+        # that a check is one int.from_bytes and a few ANDs: no ipaddress object, no cache.
+        self._home = _masks(self.networks)
+        self._local = _masks(self.networks + self._LOCAL_EXTRA)
 
     def is_home(self, raw: bytes) -> bool:
-        cached = self._cache.get(raw)
-        if cached is None:
-            address = ipaddress.ip_address(raw)
-            cached = any(address in net for net in self.networks if net.version == address.version)
-            if len(self._cache) > 65536:
-                self._cache.clear()
-            self._cache[raw] = cached
-        return cached
+        """Whether the raw 4- or 16-byte address lies in one of :attr:`networks`."""
+        return _within(raw, self._home)
 
     def is_home_text(self, ip: str) -> bool:
         """:meth:`is_home` for an address in text form (False for text that is no address)."""
-        cached = self._text_cache.get(ip)
-        if cached is None:
-            try:
-                cached = self.is_home(ipaddress.ip_address(ip).packed)
-            except ValueError:
-                cached = False
-            if len(self._text_cache) > 65536:
-                self._text_cache.clear()
-            self._text_cache[ip] = cached
-        return cached
+        raw = _packed(ip)
+        return raw is not None and self.is_home(raw)
 
     @staticmethod
-    @functools.lru_cache(maxsize=65536)
     def is_multicast_text(ip: str) -> bool:
         """True for multicast and the IPv4 limited broadcast address."""
-        try:
-            return ipaddress.ip_address(ip).is_multicast or ip == "255.255.255.255"
-        except ValueError:
+        raw = _packed(ip)
+        if raw is None:
             return False
+        if len(raw) == 4:
+            return raw[0] & 0xF0 == 0xE0 or raw == b"\xff\xff\xff\xff"
+        return raw[0] == 0xFF
 
     def is_local(self, raw: bytes) -> bool:
-        if self.is_home(raw):
+        """:meth:`is_home`, or multicast, loopback, link-local or the IPv4 limited broadcast."""
+        return _within(raw, self._local)
+
+
+def _masks(networks: tuple) -> dict[int, tuple[tuple[int, int], ...]]:
+    """Address length in bytes (4, 16) -> ((network, netmask) as integers, ...)."""
+    out: dict[int, list[tuple[int, int]]] = {4: [], 16: []}
+    for net in networks:
+        out[4 if net.version == 4 else 16].append((int(net.network_address), int(net.netmask)))
+    return {size: tuple(ranges) for size, ranges in out.items()}
+
+
+def _within(raw: bytes, ranges: dict[int, tuple[tuple[int, int], ...]]) -> bool:
+    """Whether the raw address lies in one of ``ranges`` (see :func:`_masks`)."""
+    value = int.from_bytes(raw)
+    # A loop, not any() over a generator: half the time, and this runs for every new flow.
+    for net, mask in ranges.get(len(raw), ()):  # noqa: SIM110
+        if value & mask == net:
             return True
-        address = ipaddress.ip_address(raw)
-        return bool(
-            address.is_multicast
-            or address.is_loopback
-            or address.is_link_local
-            or (address.version == 4 and raw == b"\xff\xff\xff\xff")
-        )
+    return False
+
+
+def _packed(ip: str) -> bytes | None:
+    """The raw form of a text address (None for text that is no address), as
+    ``ipaddress.ip_address(ip).packed``: inet_pton first, ipaddress for what it refuses (a
+    scoped IPv6 address ``fe80::1%eth0``)."""
+    try:
+        return socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+    except (OSError, ValueError):
+        try:
+            return ipaddress.ip_address(ip).packed
+        except ValueError:
+            return None
 
 
 class FlowTable:
@@ -163,7 +195,10 @@ class FlowTable:
         self.flows: dict[FlowKey, Flow] = {}
         self.created = 0
         self.evicted = 0
+        # Text forms shared by every flow of the same MAC or home address (a home has a few
+        # hundred of each); bounded, so spoofed MACs and addresses cannot grow them.
         self._mac_names: dict[bytes, str | None] = {}
+        self._home_ips: dict[bytes, str] = {}
 
     def __len__(self) -> int:
         return len(self.flows)
@@ -174,10 +209,18 @@ class FlowTable:
     def _mac(self, raw: bytes) -> str | None:
         name = self._mac_names.get(raw)
         if name is None and raw:
-            if len(self._mac_names) > 65536:
+            if len(self._mac_names) >= _MAX_SHARED_TEXTS:
                 self._mac_names.clear()
             name = self._mac_names[raw] = mac_text(raw)
         return name
+
+    def _home_ip(self, raw: bytes) -> str:
+        text = self._home_ips.get(raw)
+        if text is None:
+            if len(self._home_ips) >= _MAX_SHARED_TEXTS:
+                self._home_ips.clear()
+            text = self._home_ips[raw] = ip_text(raw)
+        return text
 
     def add(
         self,
@@ -193,19 +236,22 @@ class FlowTable:
                 on_evict(flow)
         proto, src, sport, dst, dport = key
         self.created += 1
+        home = self.home
+        local_orig = home.is_home(src)
+        resp_home = home.is_home(dst)
         flow = Flow(
             uid=f"C{self.created:x}",
             key=key,
-            proto=PROTO_NAMES.get(proto, str(proto)),
-            orig_ip=ip_text(src),
+            proto=PROTO_NAMES.get(proto) or str(proto),
+            orig_ip=self._home_ip(src) if local_orig else ip_text(src),
             orig_port=sport,
-            resp_ip=ip_text(dst),
+            resp_ip=self._home_ip(dst) if resp_home else ip_text(dst),
             resp_port=dport,
             orig_mac=self._mac(src_mac),
             resp_mac=self._mac(dst_mac),
             ts=ts,
-            local_orig=self.home.is_home(src),
-            local_resp=self.home.is_local(dst),
+            local_orig=local_orig,
+            local_resp=resp_home or home.is_local(dst),
         )
         self.flows[key] = flow
         return flow
@@ -235,10 +281,10 @@ class FlowTable:
     def evict(self) -> list[Flow]:
         """Remove and return the least recently active tenth of the table (at least one flow)."""
         count = max(1, len(self.flows) // 10)
-        oldest = sorted(self.flows.items(), key=lambda item: item[1].last_ts)[:count]
+        oldest = sorted(self.flows.values(), key=_LAST_TS)[:count]
         ended = []
-        for key, flow in oldest:
-            del self.flows[key]
+        for flow in oldest:
+            del self.flows[flow.key]
             ended.append(self._finish(flow, "evicted"))
         self.evicted += len(ended)
         return ended

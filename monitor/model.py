@@ -179,7 +179,7 @@ class Flow:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class Destination:
     """A remote endpoint a home device talks to, with where it is and who runs it.
 
@@ -236,7 +236,7 @@ DEVICE_SET_FIELDS = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class Device:
     """A device in the home, keyed by MAC address (``ip:<addr>`` when the link has no MACs).
 

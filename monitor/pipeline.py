@@ -77,7 +77,7 @@ class Pipeline:
         idle_timeout_tcp: float = 300.0,
         idle_timeout_udp: float = 60.0,
         active_timeout: float = 3600.0,
-        max_flows: int = 100_000,
+        max_flows: int = 50_000,
         bin_seconds: int = 180,
     ) -> None:
         self.chain = chain
