@@ -12,6 +12,7 @@ the traffic comes.
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
 import time
@@ -44,7 +45,8 @@ def main(spool: Path) -> None:
     out = sys.stdout.buffer
     out.write(_HEADER)
     out.flush()
-    while True:
+    parent = os.getppid()
+    while os.getppid() == parent:  # ends with the daemon, even one killed with SIGKILL
         for capture in sorted(spool.glob("*.pcap")):
             send(capture, out)
             capture.rename(capture.with_suffix(".pcap.done"))
