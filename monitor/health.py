@@ -33,6 +33,7 @@ English for the alert itself and in any language of :data:`TEXTS` for those who 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable
@@ -186,14 +187,9 @@ def health_text(rule: str, language: str, event: dict[str, Any]) -> tuple[str, s
     return title, _template(message).render(event, language)
 
 
-_TEMPLATES: dict[str, Template] = {}
-
-
+@functools.cache
 def _template(text: str) -> Template:
-    template = _TEMPLATES.get(text)
-    if template is None:
-        template = _TEMPLATES[text] = Template(text)
-    return template
+    return Template(text)
 
 
 def store_failure_cause(error: str) -> str:

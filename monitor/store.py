@@ -253,7 +253,7 @@ class Store(StoreReader):
 
     def stats(self) -> dict[str, Any]:
         """The writer's counters (queued, pending_alerts, dropped, failed, written,
-        write_failures, pruned) and ``db_bytes``, the database's size (None if unknown or
+        write_failures, pruned, recreated) and ``db_bytes``, the database's size (None if unknown or
         while writes fail)."""
         failing = self._writer.state()["failing_for_s"] is not None
         # While writes fail the database may not answer: do not wait for it to be measured.

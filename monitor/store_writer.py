@@ -99,6 +99,7 @@ class Writer:
             "written": 0,
             "write_failures": 0,
             "pruned": 0,
+            "recreated": 0,
         }
         self._backlog: deque[tuple[int, Item]] = deque()
         self._batch = Batch()
@@ -107,7 +108,6 @@ class Writer:
         self._next_retention = 0.0
         self._failing_since: float | None = None
         self._last_error = ""
-        self._recreated = 0
         self._fold_failed = False
         self._backoff = BACKOFF_MIN_S
         self._thread = threading.Thread(target=self._run, name=f"store-{sensor}", daemon=True)
@@ -161,11 +161,12 @@ class Writer:
     def stats(self) -> dict[str, Any]:
         """Counters: ``queued`` (waiting, incl. backlog), ``pending_alerts``, ``dropped``,
         ``failed``, ``written`` (items), ``write_failures`` (failed transactions), ``pruned``
-        (rows deleted by the size cap)."""
+        (rows deleted by the size cap), ``recreated`` (databases made again after a
+        deletion)."""
         with self._lock:
             queued = len(self._items) + len(self._backlog)
             counters = dict(self._counters)
-            pending = len(self._priority) + len(self._batch.alerts)
+            pending = self._pending_alerts()
         return {"queued": queued, "pending_alerts": pending, **counters}
 
     def state(self) -> dict[str, Any]:
@@ -174,14 +175,18 @@ class Writer:
         ``recreated`` (databases made again after a deletion). Never touches the database."""
         with self._lock:
             since = self._failing_since
-            pending = len(self._priority) + len(self._batch.alerts)
-            error, recreated = self._last_error, self._recreated
+            pending = self._pending_alerts()
+            error, recreated = self._last_error, self._counters["recreated"]
         return {
             "failing_for_s": None if since is None else time.monotonic() - since,
             "error": error,
             "pending_alerts": pending,
             "recreated": recreated,
         }
+
+    def _pending_alerts(self) -> int:
+        """Alerts and commands not yet written; call with the lock held."""
+        return len(self._priority) + len(self._batch.alerts)
 
     # --- the thread ---
 
@@ -304,7 +309,7 @@ class Writer:
         log.error("store database %s was deleted; creating a new one", self._db_file)
         self._reopen()
         with self._lock:
-            self._recreated += 1
+            self._counters["recreated"] += 1
 
     def _isolate_alerts(self, batch: Batch) -> None:
         """After alerts alone failed for a non-transient reason, write them one at a time so
