@@ -147,6 +147,31 @@ def read_pcap(chunks: Iterator[bytes], tally: Tally) -> Iterator[Record]:
             return
 
 
+def pcap_header(
+    linktype: int = LINKTYPE_ETHERNET,
+    *,
+    snaplen: int = 262144,
+    nanosecond: bool = False,
+    byteorder: Literal["<", ">"] = "<",
+) -> bytes:
+    """The global header of a classic pcap file or stream (version 2.4)."""
+    magic = 0xA1B23C4D if nanosecond else 0xA1B2C3D4
+    return struct.pack(byteorder + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)
+
+
+def pcap_record(
+    ts: float, frame: bytes, *, nanosecond: bool = False, byteorder: Literal["<", ">"] = "<"
+) -> bytes:
+    """One classic pcap record: ``frame`` whole (incl_len = orig_len = len(frame)) at ``ts``
+    rounded to the microsecond (or nanosecond)."""
+    units = 10**9 if nanosecond else 10**6
+    sec = int(ts // 1)
+    frac = round((ts - sec) * units)
+    if frac >= units:
+        sec, frac = sec + 1, frac - units
+    return struct.pack(byteorder + "IIII", sec, frac, len(frame), len(frame)) + frame
+
+
 def write_pcap(
     path: str | os.PathLike[str],
     packets: Iterable[tuple[float, bytes]],
@@ -162,18 +187,11 @@ def write_pcap(
     to the given ones rounded to the microsecond (or nanosecond with ``nanosecond=True``).
     Frames are written whole (incl_len = orig_len = len(frame)), even beyond ``snaplen``.
     """
-    units = 10**9 if nanosecond else 10**6
-    magic = 0xA1B23C4D if nanosecond else 0xA1B2C3D4
-    header = struct.Struct(byteorder + "IIII")
     count = 0
+    form = {"nanosecond": nanosecond, "byteorder": byteorder}
     with Path(path).open("wb") as out:
-        out.write(struct.pack(byteorder + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
+        out.write(pcap_header(linktype, snaplen=snaplen, **form))
         for ts, frame in packets:
-            sec = int(ts // 1)
-            frac = round((ts - sec) * units)
-            if frac >= units:
-                sec, frac = sec + 1, frac - units
-            out.write(header.pack(sec, frac, len(frame), len(frame)))
-            out.write(frame)
+            out.write(pcap_record(ts, frame, **form))
             count += 1
     return count

@@ -13,15 +13,12 @@ the traffic comes.
 from __future__ import annotations
 
 import os
-import struct
 import sys
 import time
 from pathlib import Path
 
 from monitor.capture import open_files
-from monitor.pcapfile import LINKTYPE_ETHERNET
-
-_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, LINKTYPE_ETHERNET)
+from monitor.pcapfile import LINKTYPE_ETHERNET, pcap_header, pcap_record
 
 
 def send(capture: Path, out) -> int:
@@ -35,15 +32,14 @@ def send(capture: Path, out) -> int:
         if ts > time.time():
             out.flush()
             time.sleep(ts - time.time())
-        out.write(struct.pack("<IIII", int(ts), int(ts % 1 * 1e6), len(frame), len(frame)))
-        out.write(frame)
+        out.write(pcap_record(ts, frame))
     out.flush()
     return len(frames)
 
 
 def main(spool: Path) -> None:
     out = sys.stdout.buffer
-    out.write(_HEADER)
+    out.write(pcap_header())
     out.flush()
     parent = os.getppid()
     while os.getppid() == parent:  # ends with the daemon, even one killed with SIGKILL

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import dpkt
 
+from monitor.pcapfile import pcap_header, pcap_record
+
 
 def frame(number: int) -> bytes:
     udp = dpkt.udp.UDP(sport=40000, dport=9999, data=struct.pack("!I", number))
@@ -31,20 +33,16 @@ def frame(number: int) -> bytes:
     return bytes(eth)
 
 
-def record(ts: float, data: bytes) -> bytes:
-    return struct.pack("<IIII", int(ts), int(ts % 1 * 1e6), len(data), len(data)) + data
-
-
 def main(run_file: Path, per_run: int, break_runs: int) -> None:
     run = int(run_file.read_text()) if run_file.exists() else 0
     run_file.write_text(str(run + 1))
     out = sys.stdout.buffer
-    out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    out.write(pcap_header(snaplen=65535))
     now = time.time()
     for i in range(per_run):
-        out.write(record(now + i * 0.001, frame(run * per_run + i)))
+        out.write(pcap_record(now + i * 0.001, frame(run * per_run + i)))
     if run < break_runs:
-        out.write(record(now, frame(10**6))[:30])
+        out.write(pcap_record(now, frame(10**6))[:30])
     out.flush()
     Path(f"{run_file}.pid").write_text(str(os.getpid()))
     time.sleep(3600)
