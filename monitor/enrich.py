@@ -41,13 +41,13 @@ from iptocc import country_code
 from publicsuffixlist import PublicSuffixList
 
 from monitor.errors import ConfigError
+from monitor.flows import IPNetwork, address_ranges, in_ranges
 from monitor.homeset import EEA, is_country
 from monitor.model import Destination
 
 if TYPE_CHECKING:
     import maxminddb
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: Region codes registries use instead of a country, and the countries they may stand for.
 REGIONS: dict[str, frozenset[str]] = {"EU": EEA | {"CH", "GB"}}
@@ -121,6 +121,7 @@ class Enricher:
     ) -> None:
         self.home = frozenset(home)
         self.lan_networks = tuple(ipaddress.ip_network(n, strict=False) for n in lan_networks or ())
+        self._local_ranges = address_ranges((*_LOCAL_NETWORKS, *self.lan_networks))
         self._reader = _open_database(maxmind_db) if maxmind_db else None
         self._cache: OrderedDict[str, Destination] = OrderedDict()
         self._cache_size = cache_size
@@ -181,11 +182,7 @@ class Enricher:
         return dest
 
     def _is_local(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-        return any(
-            address in net
-            for net in (*_LOCAL_NETWORKS, *self.lan_networks)
-            if net.version == address.version
-        )
+        return in_ranges(address.packed, self._local_ranges)
 
     def _add_names(self, dest: Destination, names: Iterable[str]) -> None:
         best: str | None = None

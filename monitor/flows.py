@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from operator import attrgetter
 
 from monitor.decode import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
@@ -21,6 +21,7 @@ from monitor.model import Flow
 PROTO_NAMES = {PROTO_TCP: "tcp", PROTO_UDP: "udp", PROTO_ICMP: "icmp", PROTO_ICMPV6: "icmp6"}
 
 FlowKey = tuple  # (proto, src_bytes, sport, dst_bytes, dport)
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: Entries of each cache of shared texts (MAC and home-address strings) before it starts over.
 _MAX_SHARED_TEXTS = 8192
@@ -115,12 +116,12 @@ class HomeNetworks:
             self.networks = self._PRIVATE
         # Each range as (network as an integer, netmask as an integer), per address length, so
         # that a check is one int.from_bytes and a few ANDs: no ipaddress object, no cache.
-        self._home = _masks(self.networks)
-        self._local = _masks(self.networks + self._LOCAL_EXTRA)
+        self._home = address_ranges(self.networks)
+        self._local = address_ranges(self.networks + self._LOCAL_EXTRA)
 
     def is_home(self, raw: bytes) -> bool:
         """Whether the raw 4- or 16-byte address lies in one of :attr:`networks`."""
-        return _within(raw, self._home)
+        return in_ranges(raw, self._home)
 
     def is_home_text(self, ip: str) -> bool:
         """:meth:`is_home` for an address in text form (False for text that is no address)."""
@@ -139,19 +140,24 @@ class HomeNetworks:
 
     def is_local(self, raw: bytes) -> bool:
         """:meth:`is_home`, or multicast, loopback, link-local or the IPv4 limited broadcast."""
-        return _within(raw, self._local)
+        return in_ranges(raw, self._local)
 
 
-def _masks(networks: tuple) -> dict[int, tuple[tuple[int, int], ...]]:
-    """Address length in bytes (4, 16) -> ((network, netmask) as integers, ...)."""
+#: Address length in bytes (4, 16) -> ((network, netmask) as integers, ...).
+AddressRanges = dict[int, tuple[tuple[int, int], ...]]
+
+
+def address_ranges(networks: Iterable[IPNetwork]) -> AddressRanges:
+    """``networks`` as integer masks, for :func:`in_ranges`."""
     out: dict[int, list[tuple[int, int]]] = {4: [], 16: []}
     for net in networks:
         out[4 if net.version == 4 else 16].append((int(net.network_address), int(net.netmask)))
     return {size: tuple(ranges) for size, ranges in out.items()}
 
 
-def _within(raw: bytes, ranges: dict[int, tuple[tuple[int, int], ...]]) -> bool:
-    """Whether the raw address lies in one of ``ranges`` (see :func:`_masks`)."""
+def in_ranges(raw: bytes, ranges: AddressRanges) -> bool:
+    """Whether the raw 4- or 16-byte address lies in one of ``ranges``: the same answer as
+    ``ipaddress`` membership, with one int.from_bytes and a few ANDs."""
     value = int.from_bytes(raw)
     # A loop, not any() over a generator: half the time, and this runs for every new flow.
     for net, mask in ranges.get(len(raw), ()):  # noqa: SIM110
