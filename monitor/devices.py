@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Hashable
+from operator import attrgetter
 
 from monitor.enrich import Enricher
 from monitor.events import (
@@ -67,6 +68,7 @@ MAX_DEVICES = 4096
 EVICT_SHARE = 8
 #: Seconds of capture time between two evictions.
 EVICT_EVERY_S = 10.0
+_LAST_SEEN = attrgetter("last_seen")
 #: Pairs remembered by each of the "first time in this run" sets (see the module docstring
 #: and :class:`_Recent`): about 2 MB each when full.
 _MAX_CONTACTS = 16384
@@ -116,10 +118,6 @@ def _restore(device: Device, stored: dict) -> None:
     device.name = stored.get("name")
     device.evidence = list(stored.get("evidence") or [])
     device.first_seen = min(device.first_seen, stored.get("first_seen") or device.first_seen)
-
-
-def _last_seen(device: Device) -> float:
-    return device.last_seen
 
 
 class _Recent:
@@ -198,7 +196,7 @@ class DeviceInventory:
         """Forget the share of devices seen longest ago (see the module docstring)."""
         count = max(1, len(self.devices) // EVICT_SHARE)
         gone = set()
-        for device in heapq.nsmallest(count, self.devices.values(), key=_last_seen):
+        for device in heapq.nsmallest(count, self.devices.values(), key=_LAST_SEEN):
             del self.devices[device.mac]
             self._evicted.add(device.mac)
             gone.add(device.mac)

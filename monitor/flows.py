@@ -166,6 +166,19 @@ def in_ranges(raw: bytes, ranges: AddressRanges) -> bool:
     return False
 
 
+def _shared_text(
+    cache: dict[bytes, str | None], raw: bytes, make: Callable[[bytes], str | None]
+) -> str | None:
+    """``make(raw)``, the same string object for the same bytes while ``cache`` holds it
+    (started over beyond :data:`_MAX_SHARED_TEXTS` entries); None for empty bytes."""
+    text = cache.get(raw)
+    if text is None and raw:
+        if len(cache) >= _MAX_SHARED_TEXTS:
+            cache.clear()
+        text = cache[raw] = make(raw)
+    return text
+
+
 def _packed(ip: str) -> bytes | None:
     """The raw form of a text address (None for text that is no address), as
     ``ipaddress.ip_address(ip).packed``: inet_pton first, ipaddress for what it refuses (a
@@ -204,7 +217,7 @@ class FlowTable:
         # Text forms shared by every flow of the same MAC or home address (a home has a few
         # hundred of each); bounded, so spoofed MACs and addresses cannot grow them.
         self._mac_names: dict[bytes, str | None] = {}
-        self._home_ips: dict[bytes, str] = {}
+        self._home_ips: dict[bytes, str | None] = {}
 
     def __len__(self) -> int:
         return len(self.flows)
@@ -213,20 +226,10 @@ class FlowTable:
         return iter(self.flows.values())
 
     def _mac(self, raw: bytes) -> str | None:
-        name = self._mac_names.get(raw)
-        if name is None and raw:
-            if len(self._mac_names) >= _MAX_SHARED_TEXTS:
-                self._mac_names.clear()
-            name = self._mac_names[raw] = mac_text(raw)
-        return name
+        return _shared_text(self._mac_names, raw, mac_text)
 
     def _home_ip(self, raw: bytes) -> str:
-        text = self._home_ips.get(raw)
-        if text is None:
-            if len(self._home_ips) >= _MAX_SHARED_TEXTS:
-                self._home_ips.clear()
-            text = self._home_ips[raw] = ip_text(raw)
-        return text
+        return _shared_text(self._home_ips, raw, ip_text)  # type: ignore[return-value]
 
     def add(
         self,
