@@ -18,12 +18,12 @@ Topics (``<sensor>`` is the store's sensor name, ``<id>`` the MAC without colons
 - ``micwatch/<sensor>/<id>/last_alert``: the last alert's message (retained), with its record
   as JSON attributes on ``.../last_alert/attributes``.
 - ``micwatch/<sensor>/alert``: every alert as JSON (not retained).
+- ``micwatch/<sensor>/status``: ``online`` / ``offline`` (retained; ``offline`` is also the last
+  will, so a crashed daemon shows as unavailable).
 
 Alert titles and messages, and the entities' names, are in ``language`` (``notify.language``):
 see :func:`monitor.alert_i18n.alert_text`; the record's other fields (rule, level, country code)
 are values for automations and stay as they are.
-- ``micwatch/<sensor>/status``: ``online`` / ``offline`` (retained; ``offline`` is also the last
-  will, so a crashed daemon shows as unavailable).
 """
 
 from __future__ import annotations

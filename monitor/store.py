@@ -197,8 +197,7 @@ class Store(StoreReader):
             return
         with self._journal.lock:
             try:
-                if not self._writer.stats()["pending_alerts"]:
-                    self._journal.truncate()
+                self._empty_journal_when_written()
                 self._journal.append(item.row)
             except OSError as exc:
                 if not self._journal_error:
@@ -280,6 +279,12 @@ class Store(StoreReader):
         deleted = command.done.result(timeout)
         if self._journal is not None:
             with self._journal.lock:
-                if not self._writer.state()["pending_alerts"]:
-                    self._journal.truncate()
+                self._empty_journal_when_written()
         return deleted
+
+    def _empty_journal_when_written(self) -> None:
+        """Empty the alert journal when the database holds every alert (no alert waits to be
+        written). Call with the journal's lock held."""
+        assert self._journal is not None
+        if not self._writer.pending_alerts():
+            self._journal.truncate()

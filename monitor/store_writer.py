@@ -184,8 +184,13 @@ class Writer:
             "recreated": recreated,
         }
 
+    def pending_alerts(self) -> int:
+        """Alerts and commands not yet written."""
+        with self._lock:
+            return self._pending_alerts()
+
     def _pending_alerts(self) -> int:
-        """Alerts and commands not yet written; call with the lock held."""
+        """:meth:`pending_alerts`, with the lock already held."""
         return len(self._priority) + len(self._batch.alerts)
 
     # --- the thread ---
